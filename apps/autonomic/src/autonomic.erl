@@ -1,0 +1,113 @@
+%%% @doc The public API of autonomic.
+%%%
+%%% Application code feeds its own signals into a per-tenant governor with {@link transition/2}
+%%% and acts on the answer. A tenant's governor is created in `stable' on its first event and
+%%% moves through `stable', `warn', `intervene', `degrade' and `refuse' following the table in
+%%% DESIGN.md section 3 (also in `native/autonomic_core/src/governor.rs').
+%%%
+%%% ```
+%%% 1> autonomic:transition(<<"acme">>, {signal, cpu, 92}).
+%%% {ok,intervene,{throttle,50}}
+%%% 2> autonomic:transition(<<"acme">>, action_succeeded).
+%%% {ok,warn,none}
+%%% '''
+%%%
+%%% The governors live in a NIF (one per tenant, sharded locks, a few hundred nanoseconds per
+%%% call); bad input returns `{error, Reason}' and never changes any state.
+-module(autonomic).
+
+-export([
+    transition/2,
+    governor_info/1,
+    configure_governor/1,
+    governor_thresholds/0,
+    forget_tenant/1,
+    tenant_count/0
+]).
+
+-export_type([
+    tenant/0,
+    governor_event/0,
+    governor_state/0,
+    governor_action/0,
+    governor_info/0,
+    governor_thresholds/0
+]).
+
+-type tenant() :: binary().
+%% A tenant name: a binary of 1 to 256 bytes.
+
+-type governor_event() ::
+    {signal, Metric :: atom() | binary(), Value :: number()}
+    | action_succeeded
+    | action_failed
+    | reset.
+%% `Value' is a percentage in 0..100 (integer or float).
+
+-type governor_state() :: stable | warn | intervene | degrade | refuse.
+
+-type governor_action() :: none | {throttle, 0..100} | pause | {shed, 0..100}.
+
+-type governor_info() :: #{
+    state := governor_state(),
+    consecutive_high := non_neg_integer(),
+    time_in_state_ms := non_neg_integer(),
+    transitions := non_neg_integer()
+}.
+%% `transitions' counts every event the governor accepted, self-loops included.
+
+-type governor_thresholds() :: #{
+    warn => number(),
+    intervene => number(),
+    recover => number(),
+    calm => number(),
+    refuse => number(),
+    sustain => pos_integer()
+}.
+
+%% @doc Feeds one event into `Tenant''s governor and returns its new state and the action the
+%% caller should take.
+%%
+%% Errors, none of which changes any state:
+%% <ul>
+%%   <li>`{error, invalid_tenant}': not a binary, empty, or over 256 bytes;</li>
+%%   <li>`{error, {invalid_signal, Value}}': the value is not a number in 0..100;</li>
+%%   <li>`{error, {unknown_event, Event}}': anything else that is not an event (including a
+%%       metric that is neither an atom nor a binary).</li>
+%% </ul>
+-spec transition(tenant(), governor_event()) ->
+    {ok, governor_state(), governor_action()}
+    | {error, invalid_tenant | {invalid_signal, term()} | {unknown_event, term()}}.
+transition(Tenant, Event) ->
+    autonomic_nif:governor_transition(Tenant, Event).
+
+%% @doc Returns a snapshot of `Tenant''s governor, or `{error, not_found}' when the tenant has
+%% sent no event yet (or was forgotten).
+-spec governor_info(tenant()) -> {ok, governor_info()} | {error, not_found | invalid_tenant}.
+governor_info(Tenant) ->
+    autonomic_nif:governor_info(Tenant).
+
+%% @doc Changes the node's governor thresholds. The keys given are merged over the thresholds in
+%% force; the result must satisfy `recover =< calm =< warn < intervene =< refuse', each in 0..100,
+%% and `sustain >= 1'. On error nothing changes and the reason names the problem:
+%% `not_a_map', `{unknown_key, K}', `{not_a_number, K, V}', `{invalid_sustain, V}',
+%% `{out_of_range, K, V}' or `{order, Lower, Upper}' (Lower must not exceed Upper).
+%% The new thresholds apply to the next event of every tenant.
+-spec configure_governor(governor_thresholds()) -> ok | {error, {invalid_thresholds, term()}}.
+configure_governor(Thresholds) ->
+    autonomic_nif:governor_configure(Thresholds).
+
+%% @doc Returns the thresholds in force on this node.
+-spec governor_thresholds() -> governor_thresholds().
+governor_thresholds() ->
+    autonomic_nif:governor_thresholds().
+
+%% @doc Drops `Tenant''s governor; its next event starts afresh in `stable'. Idempotent.
+-spec forget_tenant(tenant()) -> ok | {error, invalid_tenant}.
+forget_tenant(Tenant) ->
+    autonomic_nif:governor_forget(Tenant).
+
+%% @doc Returns the number of tenants that have a governor on this node.
+-spec tenant_count() -> non_neg_integer().
+tenant_count() ->
+    autonomic_nif:governor_count().
