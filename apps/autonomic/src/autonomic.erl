@@ -22,7 +22,8 @@
     configure_governor/1,
     governor_thresholds/0,
     forget_tenant/1,
-    tenant_count/0
+    tenant_count/0,
+    tenants_by_state/0
 ]).
 
 -export_type([
@@ -111,3 +112,9 @@ forget_tenant(Tenant) ->
 -spec tenant_count() -> non_neg_integer().
 tenant_count() ->
     autonomic_nif:governor_count().
+
+%% @doc Returns how many of this node's tenants are in each governor state (every state is a
+%% key). Walks all tenants on a dirty scheduler: meant for scrapes, not hot paths.
+-spec tenants_by_state() -> #{governor_state() => non_neg_integer()}.
+tenants_by_state() ->
+    autonomic_nif:governor_state_counts().

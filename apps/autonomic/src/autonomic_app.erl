@@ -1,5 +1,6 @@
-%%% @doc The autonomic application: applies the configured governor thresholds, then starts the
-%%% top supervisor. A bad configuration stops the start with a reason that names the key.
+%%% @doc The autonomic application: applies the configured governor thresholds, starts the top
+%%% supervisor and declares the core metrics. A bad configuration stops the start with a reason
+%%% that names the key.
 -module(autonomic_app).
 -behaviour(application).
 
@@ -10,7 +11,13 @@ start(_Type, _Args) ->
     Thresholds = application:get_env(autonomic, governor_thresholds, #{}),
     case autonomic:configure_governor(Thresholds) of
         ok ->
-            autonomic_sup:start_link();
+            case autonomic_sup:start_link() of
+                {ok, Pid} ->
+                    ok = declare_metrics(),
+                    {ok, Pid};
+                Error ->
+                    Error
+            end;
         {error, Reason} ->
             {error, {invalid_config, governor_thresholds, Reason}}
     end.
@@ -18,3 +25,18 @@ start(_Type, _Args) ->
 -spec stop(term()) -> ok.
 stop(_State) ->
     ok.
+
+declare_metrics() ->
+    ok = autonomic_metrics:declare(autonomic_events_total, counter, "Events published on this node, by type."),
+    autonomic_metrics:register_collector(governor, fun governor_metrics/0).
+
+%% Scrape-time governor figures: tenants per state and the thresholds in force.
+governor_metrics() ->
+    ByState = autonomic:tenants_by_state(),
+    Th = autonomic:governor_thresholds(),
+    [
+        {autonomic_governor_tenants, gauge, "Tenants per governor state on this node.",
+            [{#{state => S}, N} || {S, N} <- lists:sort(maps:to_list(ByState))]},
+        {autonomic_governor_threshold, gauge, "Governor thresholds in force (percent; sustain is a count).",
+            [{#{threshold => K}, V} || {K, V} <- lists:sort(maps:to_list(Th))]}
+    ].

@@ -10,6 +10,7 @@
     governor_info/1,
     governor_forget/1,
     governor_count/0,
+    governor_state_counts/0,
     governor_thresholds/0,
     governor_configure/1
 ]).
@@ -56,6 +57,9 @@ governor_forget(_Tenant) -> erlang:nif_error(nif_not_loaded).
 
 -spec governor_count() -> non_neg_integer().
 governor_count() -> erlang:nif_error(nif_not_loaded).
+
+-spec governor_state_counts() -> #{autonomic:governor_state() => non_neg_integer()}.
+governor_state_counts() -> erlang:nif_error(nif_not_loaded).
 
 -spec governor_thresholds() -> autonomic:governor_thresholds().
 governor_thresholds() -> erlang:nif_error(nif_not_loaded).

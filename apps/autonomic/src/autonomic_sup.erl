@@ -1,5 +1,6 @@
 %%% @doc Top supervisor of the autonomic application. The governors themselves live in the NIF
-%%% and need no process; the long-running parts of autonomic are added here as they land.
+%%% and need no process. Children start in dependency order: the metrics table and the event bus
+%%% first, since everything else reports through them.
 -module(autonomic_sup).
 -behaviour(supervisor).
 
@@ -12,4 +13,8 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
-    {ok, {Flags, []}}.
+    Children = [
+        #{id => autonomic_metrics, start => {autonomic_metrics, start_link, []}},
+        #{id => autonomic_events, start => {pg, start_link, [autonomic_events:scope()]}}
+    ],
+    {ok, {Flags, Children}}.

@@ -34,14 +34,15 @@
 
 use thiserror::Error;
 
-/// The governor's states, from healthy to refusing work.
+/// The governor's states, from healthy to refusing work. The discriminants index
+/// [`State::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
-    Stable,
-    Warn,
-    Intervene,
-    Degrade,
-    Refuse,
+    Stable = 0,
+    Warn = 1,
+    Intervene = 2,
+    Degrade = 3,
+    Refuse = 4,
 }
 
 impl State {
@@ -791,6 +792,13 @@ mod tests {
             let o = g.apply(e, &TH, 0);
             assert_eq!((o.state, o.action), (state, action), "{e:?}");
             assert_eq!(g.info(0).consecutive_high, counter, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn all_is_indexed_by_discriminant() {
+        for (i, s) in State::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
         }
     }
 

@@ -196,6 +196,24 @@ fn governor_count() -> usize {
     REGISTRY.shards.iter().map(|s| s.lock().len()).sum()
 }
 
+/// `governor_state_counts() -> #{State => Count}` over every tenant of the node. Walks all shards
+/// (one lock at a time), which takes milliseconds with millions of tenants: dirty scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn governor_state_counts(env: Env) -> Term {
+    let mut counts = [0usize; State::ALL.len()];
+    for shard in REGISTRY.shards.iter() {
+        for g in shard.lock().values() {
+            counts[g.state() as usize] += 1;
+        }
+    }
+    let keys: Vec<Term> = State::ALL
+        .iter()
+        .map(|s| state_atom(*s).encode(env))
+        .collect();
+    let values: Vec<Term> = counts.iter().map(|c| c.encode(env)).collect();
+    Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::error().encode(env))
+}
+
 fn threshold_key(name: ThresholdName) -> Atom {
     match name {
         ThresholdName::Warn => atoms::warn(),
