@@ -81,7 +81,9 @@ init([]) ->
         next_send = Now,
         next_check = Now
     },
-    {ok, schedule(send, schedule(check, St))}.
+    %% Announce ourselves at once: peers start our detector on the first heartbeat they get.
+    _ = [erlang:send({?MODULE, N}, {?HB, node(), 0}, [noconnect, nosuspend]) || N <- nodes()],
+    {ok, schedule(send, schedule(check, St#st{seq = 1}))}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) -> {reply, term(), #st{}}.

@@ -198,9 +198,12 @@ handle_cast({detector, suspected, Node, Detail}, #st{status = S} = St) ->
     case S of
         #{Node := up} ->
             publish(node_suspected, Detail#{peer => Node}),
+            %% Its row says what it saw before it fell silent: no evidence about now. A newer
+            %% version gossiped by a node that still hears it makes it fresh again.
             logger:warning("node ~p suspected: phi ~.2f, silent for ~b ms",
                            [Node, maps:get(phi, Detail), maps:get(since_last_heartbeat_ms, Detail)], ?LOG),
-            {noreply, gossip_now(refresh_own_row(St#st{status = S#{Node := suspected}}))};
+            St1 = St#st{status = S#{Node := suspected}, rows = stale_row(Node, St#st.rows)},
+            {noreply, gossip_now(refresh_own_row(St1))};
         _ ->
             %% Already down (net_kernel was faster) or already suspected.
             {noreply, St}
@@ -227,10 +230,7 @@ handle_info({nodedown, Node, Info}, #st{status = S, rows = Rows, down = Down} = 
     Reason = proplists:get_value(nodedown_reason, Info, unknown),
     publish(node_down, #{peer => Node, reason => Reason}),
     logger:warning("node ~p down: ~p", [Node, Reason], ?LOG),
-    Rows1 = case Rows of
-        #{Node := R} -> Rows#{Node := R#{received := stale}};
-        #{} -> Rows
-    end,
+    Rows1 = stale_row(Node, Rows),
     _ = erlang:send_after(?PROBE_DELAY_MS, self(), {probe, Node}),
     Now = now_ms(),
     St1 = St#st{status = maps:remove(Node, S), rows = Rows1,
@@ -268,6 +268,12 @@ refresh_own_row(#st{incarnation = Inc, counter = C, status = S, rows = Rows} = S
     Seen = lists:sort([node() | [N || {N, up} <- maps:to_list(S)]]),
     Row = #{version => {Inc, C + 1}, seen => Seen, received => now_ms()},
     St#st{counter = C + 1, rows = Rows#{node() => Row}}.
+
+stale_row(Node, Rows) ->
+    case Rows of
+        #{Node := R} -> Rows#{Node := R#{received := stale}};
+        #{} -> Rows
+    end.
 
 fresh_rows(#st{rows = Rows, row_ttl = Ttl}) ->
     Now = now_ms(),
