@@ -42,7 +42,7 @@ analyze(#{rows := Rows} = In) ->
     Unresponsive = (lists:usort(maps:get(unresponsive, In, [])) -- maps:keys(Rows)) -- CutOff,
     Known = maps:keys(Rows),
     Members = lists:usort(Known ++ CutOff ++ Unresponsive),
-    Groups = groups(Rows) ++ [CutOff || CutOff =/= []],
+    Groups = lists:sort(groups(Rows) ++ [CutOff || CutOff =/= []]),
     Half = length(Members) / 2,
     Majority = [N || N <- Known, length(Members -- seen(N, Rows)) > Half],
     #{
