@@ -58,7 +58,7 @@ collect() ->
          [{#{peer => P}, Phi} || {P, #{phi := Phi}} <- Rows]},
         {autonomic_peer_suspected, gauge, "1 while the detector suspects the peer, else 0.",
          [{#{peer => P}, case S of true -> 1; false -> 0 end} || {P, #{suspected := S}} <- Rows]},
-        {autonomic_peer_heartbeats_received, counter, "Heartbeats received from each peer since it connected.",
+        {autonomic_peer_heartbeats_received_total, counter, "Heartbeats received from each peer since it connected.",
          [{#{peer => P}, R} || {P, #{received := R}} <- Rows]},
         {autonomic_phi_threshold, gauge, "phi at which a peer is suspected.",
          [{#{}, mape_k_config:get(phi_threshold)}]}
