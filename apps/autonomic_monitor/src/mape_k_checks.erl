@@ -120,11 +120,21 @@ handle_info({timeout, _TRef, {check_timeout, Name, MRef}}, Checks) ->
         _ ->
             {noreply, Checks}
     end;
+handle_info({?MODULE, Pid, Result}, Checks) ->
+    case [C || #check{worker = {P, _, _, _}} = C <- maps:values(Checks), P =:= Pid] of
+        [#check{name = Name, worker = {_, MRef, TRef, _}} = C] ->
+            _ = erlang:cancel_timer(TRef),
+            true = erlang:demonitor(MRef, [flush]),
+            {noreply, Checks#{Name := result(C, Result)}};
+        [] ->
+            {noreply, Checks}
+    end;
 handle_info({'DOWN', MRef, process, _Pid, Reason}, Checks) ->
+    %% The worker died without a verdict (killed, or exited from a process it linked to).
     case [C || #check{worker = {_, M, _, _}} = C <- maps:values(Checks), M =:= MRef] of
         [#check{name = Name, worker = {_, _, TRef, _}} = C] ->
             _ = erlang:cancel_timer(TRef),
-            {noreply, Checks#{Name := result(C, outcome(Reason))}};
+            {noreply, Checks#{Name := result(C, {failure, {exited, Reason}})}};
         [] ->
             {noreply, Checks}
     end;
@@ -151,26 +161,24 @@ options(Opts) ->
     {error, {invalid_option, opts, Opts}}.
 
 start_run(#check{name = Name, run = Run, timeout = T} = C) ->
-    {Pid, MRef} = spawn_monitor(fun() -> exit(run(Run)) end),
+    Parent = self(),
+    {Pid, MRef} = spawn_monitor(fun() -> Parent ! {?MODULE, self(), run(Run)} end),
     TRef = erlang:start_timer(T, self(), {check_timeout, Name, MRef}),
     C#check{worker = {Pid, MRef, TRef, now_ms()}, last_run_at = erlang:system_time(millisecond)}.
 
-%% Runs in the worker; the verdict leaves as the exit reason, so the 'DOWN' message carries it.
+%% Runs in the worker: the verdict.
 run(Run) ->
     try call(Run) of
-        ok -> {mape_k_check, ok};
-        true -> {mape_k_check, ok};
-        {ok, _} -> {mape_k_check, ok};
-        Other -> {mape_k_check, {failure, {returned, Other}}}
+        ok -> ok;
+        true -> ok;
+        {ok, _} -> ok;
+        Other -> {failure, {returned, Other}}
     catch
-        Class:Reason -> {mape_k_check, {failure, {crashed, Class, Reason}}}
+        Class:Reason -> {failure, {crashed, Class, Reason}}
     end.
 
 call({M, F, A}) -> apply(M, F, A);
 call(Fun) -> Fun().
-
-outcome({mape_k_check, R}) -> R;
-outcome(Other) -> {failure, {exited, Other}}.
 
 result(#check{name = Name, worker = {_, _, _, Started}} = C0, Result) ->
     C = C0#check{worker = undefined, last_result = Result},

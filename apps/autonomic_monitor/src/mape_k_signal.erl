@@ -103,8 +103,9 @@ id(#{tenant := T, metric := M, value := V, timestamp := Ts}, WindowMs) ->
                           (float(V)):64/float,
                           Window:64/signed>>).
 
-%% @doc The label under which a rejection is counted (the reason's first element).
--spec reason_label(reason()) -> atom().
+%% @doc The label under which a rejection is counted (the reason's first element). Also takes
+%% the ingest's own `{governor_error, Why}'.
+-spec reason_label(reason() | {governor_error, term()}) -> atom().
 reason_label(R) when is_atom(R) -> R;
 reason_label(R) when is_tuple(R) -> element(1, R).
 
