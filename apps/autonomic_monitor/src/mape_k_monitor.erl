@@ -42,7 +42,7 @@
 -define(PROBE_DELAY_MS, 500).
 -define(PROBE_TIMEOUT_MS, 2000).
 
--type row() :: #{version := {integer(), non_neg_integer()}, seen := [node()], received := integer() | stale}.
+-type row() :: #{version := {integer(), non_neg_integer()}, seen := [node()], received := integer(), stale := boolean()}.
 
 -record(st, {
     incarnation :: integer(),
@@ -253,7 +253,7 @@ handle_info({probe_result, Node, Result}, #st{down = Down} = St) ->
     end;
 handle_info(gossip, #st{gossip_interval = I} = St) ->
     _ = erlang:send_after(I, self(), gossip),
-    St1 = gossip_now(refresh_own_row(forget_old_down(St))),
+    St1 = gossip_now(refresh_own_row(prune_rows(forget_old_down(St)))),
     %% Down nodes are asked again each round: a cut-off node that stops is forgotten.
     _ = [ok = probe(N) || {N, #{probe := P}} <- maps:to_list(St1#st.down), P =/= pending],
     {noreply, evaluate(St1)};
@@ -266,18 +266,27 @@ handle_info(_Other, St) ->
 
 refresh_own_row(#st{incarnation = Inc, counter = C, status = S, rows = Rows} = St) ->
     Seen = lists:sort([node() | [N || {N, up} <- maps:to_list(S)]]),
-    Row = #{version => {Inc, C + 1}, seen => Seen, received => now_ms()},
+    Row = #{version => {Inc, C + 1}, seen => Seen, received => now_ms(), stale => false},
     St#st{counter = C + 1, rows = Rows#{node() => Row}}.
 
 stale_row(Node, Rows) ->
     case Rows of
-        #{Node := R} -> Rows#{Node := R#{received := stale}};
+        #{Node := R} -> Rows#{Node := R#{stale := true}};
         #{} -> Rows
     end.
 
 fresh_rows(#st{rows = Rows, row_ttl = Ttl}) ->
     Now = now_ms(),
-    maps:filter(fun(N, #{received := R}) -> N =:= node() orelse (R =/= stale andalso Now - R < Ttl) end, Rows).
+    maps:filter(fun(N, #{received := R, stale := S}) -> N =:= node() orelse (not S andalso Now - R < Ttl) end, Rows).
+
+%% Rows of nodes that are neither connected nor remembered as down are dropped once no node can
+%% still hold them fresh (two row lifetimes): a cluster with churn does not accumulate rows.
+prune_rows(#st{rows = Rows, status = S, down = Down, row_ttl = Ttl} = St) ->
+    Now = now_ms(),
+    St#st{rows = maps:filter(
+        fun(N, #{received := R}) ->
+            N =:= node() orelse is_map_key(N, S) orelse is_map_key(N, Down) orelse Now - R < 2 * Ttl
+        end, Rows)}.
 
 gossip_now(St) ->
     Payload = maps:map(fun(_, #{version := V, seen := S}) -> #{version => V, seen => S} end, fresh_rows(St)),
@@ -293,7 +302,7 @@ merge_rows(Incoming, #st{rows = Rows} = St) ->
            (N, #{version := V, seen := Seen}, Acc) when is_list(Seen) ->
                 case Acc of
                     #{N := #{version := Old}} when Old >= V -> Acc;
-                    _ -> Acc#{N => #{version => V, seen => Seen, received => Now}}
+                    _ -> Acc#{N => #{version => V, seen => Seen, received => Now, stale => false}}
                 end;
            (_, _, Acc) ->
                 Acc
