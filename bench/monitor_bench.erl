@@ -10,7 +10,7 @@
 %%%       would take 45 to 75 s per hang), and the ratio of the medians;</li>
 %%%   <li>the monitor's CPU cost per node in clusters of 5 and 20 nodes: reductions per second of
 %%%       the monitor's processes, and the VM's CPU time per second against the same cluster
-%%%       without the monitor.</li>
+%%%       without the monitor (peers run with the release's `+sbwt none').</li>
 %%% </ul>
 -module(monitor_bench).
 
@@ -123,7 +123,7 @@ hang_runs_parallel(N) ->
     Times.
 
 %% The arrival time of every expected nodedown, in whatever order they come.
-await_nodedowns(Expected, Got, Deadline) when map_size(Expected) =:= map_size(Got) ->
+await_nodedowns(Expected, Got, _Deadline) when map_size(Expected) =:= map_size(Got) ->
     Got;
 await_nodedowns(Expected, Got, Deadline) ->
     receive
@@ -221,8 +221,10 @@ start_peer(Prefix, Mode) ->
     Tick = integer_to_list(net_kernel:get_net_ticktime()),
     {ok, Peer, Node} = peer:start(#{
         name => peer:random_name(Prefix),
+        %% The release's scheduler settings (erlang/vm.args): no busy waiting, which on a host
+        %% shared by 20 VMs would bill each wake-up with a spin.
         args => ["-setcookie", atom_to_list(erlang:get_cookie()), "-kernel", "net_ticktime", Tick,
-                 "-kernel", "logger_level", "error" | Paths],
+                 "-kernel", "logger_level", "error", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none" | Paths],
         connection => standard_io
     }),
     pong = net_adm:ping(Node),

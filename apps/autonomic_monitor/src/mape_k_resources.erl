@@ -46,8 +46,13 @@
     trends = #{} :: #{trend_key() => mape_k_trend:window()},
     trending = #{} :: #{trend_key() => true},
     wall :: term(),
+    %% The memory limit and when it was read: reading the cgroup files costs far more than the
+    %% rest of a sample, and limits change rarely.
+    limit = undefined :: {integer(), {pos_integer() | unlimited, term()}} | undefined,
     latest = #{} :: map()
 }).
+
+-define(LIMIT_REFRESH_MS, 30000).
 
 %%% API
 
@@ -123,7 +128,7 @@ terminate(_Reason, #st{exhausted = Ex}) ->
 sample(St) ->
     Now = erlang:monotonic_time(millisecond),
     Mem = maps:from_list(erlang:memory()),
-    {Limit, LimitSource} = memory_limit(),
+    {{Limit, LimitSource}, LimitCache} = cached_memory_limit(Now, St#st.limit),
     {Util, Wall} = scheduler_utilization(St#st.wall),
     {Mailboxes, Biggest} = top_processes(St#st.top_k),
     Disks = disks(),
@@ -154,14 +159,20 @@ sample(St) ->
         usage_percent => Usage2
     },
     ok = export_metrics(Sample),
-    St1 = thresholds(Usage2, St#st{wall = Wall}),
+    St1 = thresholds(Usage2, St#st{wall = Wall, limit = LimitCache}),
     St2 = trends(Now, Sample, St1),
     St2#st{latest = Sample#{exhausted => maps:keys(St2#st.exhausted), trending => maps:keys(St2#st.trending)}}.
 
 pct(_N, unlimited) -> 0.0;
 pct(N, Max) when Max > 0 -> N * 100 / Max.
 
-%% The memory limit and where it came from.
+%% The memory limit and where it came from, re-read every 30 s.
+cached_memory_limit(Now, {At, Cached} = Cache) when Now - At < ?LIMIT_REFRESH_MS ->
+    {Cached, Cache};
+cached_memory_limit(Now, _) ->
+    Limit = memory_limit(),
+    {Limit, {Now, Limit}}.
+
 memory_limit() ->
     case mape_k_config:get(memory_limit) of
         Bytes when is_integer(Bytes) -> {Bytes, configured};
