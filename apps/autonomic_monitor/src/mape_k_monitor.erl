@@ -198,10 +198,10 @@ handle_cast({detector, suspected, Node, Detail}, #st{status = S} = St) ->
     case S of
         #{Node := up} ->
             publish(node_suspected, Detail#{peer => Node}),
-            %% Its row says what it saw before it fell silent: no evidence about now. A newer
-            %% version gossiped by a node that still hears it makes it fresh again.
             logger:warning("node ~p suspected: phi ~.2f, silent for ~b ms",
                            [Node, maps:get(phi, Detail), maps:get(since_last_heartbeat_ms, Detail)], ?LOG),
+            %% Its row says what it saw before it fell silent: no evidence about now. A newer
+            %% version gossiped by a node that still hears it makes it fresh again.
             St1 = St#st{status = S#{Node := suspected}, rows = stale_row(Node, St#st.rows)},
             {noreply, gossip_now(refresh_own_row(St1))};
         _ ->
