@@ -68,7 +68,9 @@ valid(sample_interval_ms, V) -> is_integer(V) andalso V > 0 andalso V < 60000;
 valid(phi_threshold, V) -> is_number(V) andalso V > 0 andalso V < mape_k_phi:max_phi();
 valid(phi_window, V) -> is_integer(V) andalso V >= 2;
 valid(phi_min_std_ms, V) -> is_number(V) andalso V > 0;
-valid(thresholds, V) -> is_map(V) andalso lists:all(fun(P) -> is_number(P) andalso P > 0 andalso P =< 100 end, maps:values(V));
+valid(thresholds, V) ->
+    is_map(V) andalso maps:size(maps:without([memory, disk, cpu, processes, ports, atoms], V)) =:= 0
+        andalso lists:all(fun(P) -> is_number(P) andalso P > 0 andalso P =< 100 end, maps:values(V));
 valid(hysteresis, V) -> is_number(V) andalso V >= 0 andalso V < 100;
 valid(memory_limit, V) -> V =:= auto orelse (is_integer(V) andalso V > 0);
 valid(cgroup_root, V) -> is_list(V) orelse is_binary(V);
