@@ -20,9 +20,10 @@
 -behaviour(gen_server).
 
 -export([start_link/0, phis/0, peers/0]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(HB, mape_k_hb).
+-define(BYE, mape_k_hb_bye).
 
 -record(peer, {
     det :: mape_k_phi:detector(),
@@ -68,6 +69,8 @@ init([]) ->
     %% Heartbeats are tiny and rare; running them ahead of normal work keeps their timing honest
     %% on a busy node.
     _ = process_flag(priority, high),
+    %% So that terminate/2 runs on shutdown and can say goodbye.
+    process_flag(trap_exit, true),
     ok = net_kernel:monitor_nodes(true, [nodedown_reason]),
     Interval = mape_k_config:get(heartbeat_interval_ms),
     Threshold = mape_k_config:get(phi_threshold),
@@ -129,8 +132,26 @@ handle_info({nodedown, Node, _Info}, #st{peers = Peers} = St) ->
     %% The node is gone: net_kernel said so, the monitor reports it. A new connection starts a
     %% new detector with the next heartbeat.
     {noreply, St#st{peers = maps:remove(Node, Peers)}};
+handle_info({?BYE, From}, #st{peers = Peers} = St) ->
+    %% The peer's monitor is stopping while the node stays up: its silence is not a hang.
+    case Peers of
+        #{From := #peer{suspected_at = Since}} when Since =/= undefined ->
+            gen_server:cast(mape_k_monitor, {detector, recovered, From,
+                                             #{phi => 0.0, suspected_for_ms => now_ms() - Since}});
+        _ ->
+            ok
+    end,
+    {noreply, St#st{peers = maps:remove(From, Peers)}};
 handle_info(_Other, St) ->
     {noreply, St}.
+
+%% @private
+%% A monitor stopped on purpose (application stop, release upgrade) tells its peers, which stop
+%% expecting its heartbeats instead of suspecting a node that is merely without a monitor.
+-spec terminate(term(), #st{}) -> ok.
+terminate(_Reason, _St) ->
+    _ = [erlang:send({?MODULE, N}, {?BYE, node()}, [noconnect, nosuspend]) || N <- nodes()],
+    ok.
 
 %%% Internals
 

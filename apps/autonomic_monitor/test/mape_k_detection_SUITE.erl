@@ -14,12 +14,12 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([crash_gives_node_down_within_1s/1, hang_gives_node_suspected_within_3s/1,
-         no_false_suspicion_under_load/1, healthy_cluster_matrix/1]).
+         no_false_suspicion_under_load/1, healthy_cluster_matrix/1, stopped_monitor_is_not_a_hang/1]).
 
 suite() -> [{timetrap, {minutes, 5}}].
 
 all() -> [healthy_cluster_matrix, crash_gives_node_down_within_1s, hang_gives_node_suspected_within_3s,
-          no_false_suspicion_under_load].
+          stopped_monitor_is_not_a_hang, no_false_suspicion_under_load].
 
 init_per_suite(Config) ->
     ok = autonomic_ct:ensure_distributed(),
@@ -102,6 +102,22 @@ hang_gives_node_suspected_within_3s(Config) ->
     ct:pal("node_recovered after ~b ms suspected", [For]),
     ?assertEqual(up, maps:get(Node, mape_k_monitor:node_status())),
     ?assert(lists:member(Node, nodes())),
+    catch peer:stop(Peer),
+    Config.
+
+stopped_monitor_is_not_a_hang(Config) ->
+    %% Stopping the monitor on a node that stays up (an upgrade, an operator) silences its
+    %% heartbeats on purpose: its peers drop its detector rather than suspect it.
+    [{Peer, Node, _}] = start_peers(quiet, 1),
+    ok = await_heard(Node),
+    ok = erpc:call(Node, application, stop, [autonomic_monitor]),
+    ok = autonomic_ct:wait_until(fun() -> not maps:is_key(Node, mape_k_heartbeat:peers()) end, 2000),
+    timer:sleep(2000),
+    ?assertEqual(nothing, receive {autonomic_event, #{type := node_suspected}} = M -> M after 0 -> nothing end),
+    ?assertEqual(up, maps:get(Node, mape_k_monitor:node_status())),
+    %% Started again, it is heard again.
+    {ok, _} = erpc:call(Node, application, ensure_all_started, [autonomic_monitor]),
+    ok = await_heard(Node),
     catch peer:stop(Peer),
     Config.
 
