@@ -29,10 +29,16 @@ start_link() ->
 
 %% @doc Ingests one raw event. `{ok, #{id, tenant, metric, normalized, state, action}}' when the
 %% governor took it; `{duplicate, Id}' when the same signal was ingested within the window;
-%% `{error, Reason}' (see {@link mape_k_signal:validate/3}) when it is invalid.
+%% `{error, Reason}' (see {@link mape_k_signal:validate/3}) when it is invalid, and
+%% `{error, monitor_not_running}' when the monitor application is not started.
 -spec ingest(term()) -> {ok, map()} | {duplicate, binary()} | {error, term()}.
 ingest(Raw) ->
-    #{metrics := Metrics, window := Window, max_future := MaxFuture} = persistent_term:get(?CONF),
+    case persistent_term:get(?CONF, undefined) of
+        undefined -> {error, monitor_not_running};
+        Conf -> ingest(Raw, Conf)
+    end.
+
+ingest(Raw, #{metrics := Metrics, window := Window, max_future := MaxFuture}) ->
     case mape_k_signal:validate(Raw, Metrics, #{now_ms => erlang:system_time(millisecond), max_future_ms => MaxFuture}) of
         {error, Reason} ->
             reject(Reason);
