@@ -122,8 +122,16 @@ handle_info({timeout, _Ref, send}, #st{seq = Seq} = St) ->
     %% the next one is due in one interval.
     _ = [erlang:send({?MODULE, N}, Msg, [noconnect, nosuspend]) || N <- nodes()],
     {noreply, schedule(send, St#st{seq = Seq + 1})};
-handle_info({timeout, _Ref, check}, St) ->
-    {noreply, schedule(check, check(drain(St)))};
+handle_info({timeout, _Ref, check}, #st{next_check = Due, check_interval = I} = St) ->
+    case now_ms() - Due > 2 * I of
+        true ->
+            %% This check fired late: this node itself was paused (overloaded, stopped, a VM
+            %% stall). Heartbeats that arrived meanwhile may still sit in the distribution's
+            %% buffers; judging peers now would blame them for our own pause. Judge next time.
+            {noreply, schedule(check, drain(St))};
+        false ->
+            {noreply, schedule(check, check(drain(St)))}
+    end;
 handle_info({nodeup, Node, _Info}, St) ->
     %% Greet the newcomer at once rather than at the next tick.
     _ = erlang:send({?MODULE, Node}, {?HB, node(), St#st.seq}, [noconnect, nosuspend]),

@@ -14,12 +14,13 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([crash_gives_node_down_within_1s/1, hang_gives_node_suspected_within_3s/1,
-         no_false_suspicion_under_load/1, healthy_cluster_matrix/1, stopped_monitor_is_not_a_hang/1]).
+         no_false_suspicion_under_load/1, healthy_cluster_matrix/1, stopped_monitor_is_not_a_hang/1,
+         paused_observer_blames_no_one/1]).
 
 suite() -> [{timetrap, {minutes, 5}}].
 
 all() -> [healthy_cluster_matrix, crash_gives_node_down_within_1s, hang_gives_node_suspected_within_3s,
-          stopped_monitor_is_not_a_hang, no_false_suspicion_under_load].
+          stopped_monitor_is_not_a_hang, paused_observer_blames_no_one, no_false_suspicion_under_load].
 
 init_per_suite(Config) ->
     ok = autonomic_ct:ensure_distributed(),
@@ -119,6 +120,31 @@ stopped_monitor_is_not_a_hang(Config) ->
     {ok, _} = erpc:call(Node, application, ensure_all_started, [autonomic_monitor]),
     ok = await_heard(Node),
     catch peer:stop(Peer),
+    Config.
+
+paused_observer_blames_no_one(Config) ->
+    %% A node that was itself stopped for 2 s finds, when it resumes, everyone's heartbeats late:
+    %% the others rightly suspected it, but it must not suspect them for its own pause.
+    [{PeerA, A, OsPidA}, {PeerB, B, _}] = start_peers(pause, 2),
+    ok = mape_k_monitor:subscribe(cluster),
+    ok = autonomic_ct:await_members(A, 1),
+    [ok = autonomic_ct:wait_until(fun() -> heard_all(N, [node(), A, B]) end, 10000) || N <- [node(), A, B]],
+    timer:sleep(1000),
+    Rounds = 3,
+    [begin
+         _ = os:cmd("kill -STOP " ++ OsPidA),
+         timer:sleep(2000),
+         _ = os:cmd("kill -CONT " ++ OsPidA),
+         _ = await_event(node_recovered, A, 5000),
+         timer:sleep(1500)
+     end || _ <- lists:seq(1, Rounds)],
+    Suspicions = [{N, P} || #{node := N, detail := #{peer := P}} <- flush_events(node_suspected)],
+    ct:pal("suspicions: ~p", [Suspicions]),
+    %% This node and B suspected A each round; A suspected no one.
+    ?assertEqual([], [S || {N, _} = S <- Suspicions, N =:= A]),
+    ?assertEqual(Rounds, length([S || {N, P} = S <- Suspicions, N =:= B, P =:= A])),
+    catch peer:stop(PeerA),
+    catch peer:stop(PeerB),
     Config.
 
 no_false_suspicion_under_load(Config) ->
