@@ -6,9 +6,10 @@
 %%%
 %%% Why a process of its own, at high priority: arrival times are only as good as the moment
 %%% the receiver looks at them. Sampling resources, gossiping the matrix or answering API calls
-%%% never delays a heartbeat here, and before phi is evaluated every heartbeat already waiting
-%%% in the mailbox is taken in, so a receiver that was itself descheduled for a while blames no
-%%% peer for its own pause.
+%%% never delays a heartbeat here. Before phi is evaluated every heartbeat already waiting in the
+%%% mailbox is taken in, and an evaluation that fires more than two check intervals late (this
+%%% node was itself stopped or starved, and heartbeats may still sit in the distribution's
+%%% buffers) is skipped: a receiver that was paused blames no peer for its own pause.
 %%%
 %%% Transport: plain messages over the distribution, sent with `[noconnect, nosuspend]'. They
 %%% depend on the connection being up (which `net_kernel' reports), not on its tick: a node that
