@@ -5,6 +5,8 @@
 set -eu
 
 packages="erlang-nox erlang-dev erlang-common-test erlang-eunit erlang-dialyzer erlang-proper erlang-proper-dev rebar3"
+# The monitor's tests check /metrics with promtool and scrape it with a real Prometheus server.
+packages="$packages prometheus"
 
 missing=""
 for p in $packages; do

@@ -12,6 +12,7 @@
 -module(autonomic_events).
 
 -export([scope/0, subscribe/0, subscribe/1, unsubscribe/0, publish/2, subscribers/0]).
+-export([subscribe/2, unsubscribe/1]).
 
 -export_type([event/0, type/0]).
 
@@ -69,6 +70,30 @@ publish(Type, Detail) when is_atom(Type), is_map(Detail) ->
 -spec subscribers() -> [pid()].
 subscribers() ->
     pg:get_local_members(?SCOPE, ?CLUSTER) ++ pg:get_local_members(?SCOPE, ?LOCAL).
+
+%% @doc As {@link subscribe/1}, for another local process `Pid' (the monitor's
+%% `mape_k_monitor:subscribe/1' takes a pid).
+-spec subscribe(cluster | local, pid()) -> ok | {error, {bad_scope, term()} | {not_local, pid()}}.
+subscribe(Which, Pid) when (Which =:= cluster orelse Which =:= local), is_pid(Pid), node(Pid) =:= node() ->
+    ok = unsubscribe(Pid),
+    pg:join(?SCOPE, group(Which), Pid);
+subscribe(Which, Pid) when Which =:= cluster; Which =:= local ->
+    {error, {not_local, Pid}};
+subscribe(Other, _Pid) ->
+    {error, {bad_scope, Other}}.
+
+%% @doc Ends the subscription of the local process `Pid' (idempotent).
+-spec unsubscribe(pid()) -> ok.
+unsubscribe(Pid) when is_pid(Pid) ->
+    lists:foreach(
+        fun(G) ->
+            case lists:member(Pid, pg:get_local_members(?SCOPE, G)) of
+                true -> ok = pg:leave(?SCOPE, G, Pid);
+                false -> ok
+            end
+        end,
+        [?CLUSTER, ?LOCAL]
+    ).
 
 group(cluster) -> ?CLUSTER;
 group(local) -> ?LOCAL.
