@@ -9,6 +9,8 @@
 %%% and never waits for a slow subscriber.
 %%%
 %%% Every published event also increments `autonomic_events_total{type}' on the publishing node.
+%% Delivery is best effort, like any Erlang message: an event to a subscriber whose link is
+%% congested is dropped rather than blocking the publisher.
 -module(autonomic_events).
 
 -export([scope/0, subscribe/0, subscribe/1, unsubscribe/0, publish/2, subscribers/0]).
@@ -35,25 +37,13 @@ subscribe() ->
 %% @doc Subscribes the calling process to every node's events (`cluster') or to this node's only
 %% (`local'). Subscribing again replaces the previous subscription.
 -spec subscribe(cluster | local) -> ok | {error, {bad_scope, term()}}.
-subscribe(Which) when Which =:= cluster; Which =:= local ->
-    ok = unsubscribe(),
-    pg:join(?SCOPE, group(Which), self());
-subscribe(Other) ->
-    {error, {bad_scope, Other}}.
+subscribe(Which) ->
+    subscribe(Which, self()).
 
 %% @doc Ends the calling process's subscription (idempotent).
 -spec unsubscribe() -> ok.
 unsubscribe() ->
-    Self = self(),
-    lists:foreach(
-        fun(G) ->
-            case lists:member(Self, pg:get_local_members(?SCOPE, G)) of
-                true -> ok = pg:leave(?SCOPE, G, Self);
-                false -> ok
-            end
-        end,
-        [?CLUSTER, ?LOCAL]
-    ).
+    unsubscribe(self()).
 
 %% @doc Publishes an event to every subscriber that should see it; returns the event sent.
 -spec publish(type(), map()) -> event().
@@ -61,7 +51,9 @@ publish(Type, Detail) when is_atom(Type), is_map(Detail) ->
     Event = #{type => Type, node => node(), at => erlang:system_time(millisecond), detail => Detail},
     Msg = {autonomic_event, Event},
     Targets = pg:get_members(?SCOPE, ?CLUSTER) ++ pg:get_local_members(?SCOPE, ?LOCAL),
-    lists:foreach(fun(Pid) -> Pid ! Msg end, Targets),
+    %% nosuspend: a subscriber behind a congested link misses this event rather than stalling
+    %% the publisher (the monitor, the loop); noconnect: never set up a link just to deliver.
+    lists:foreach(fun(Pid) -> _ = erlang:send(Pid, Msg, [nosuspend, noconnect]) end, Targets),
     autonomic_metrics:inc(autonomic_events_total, #{type => Type}),
     logger:debug("autonomic event ~p: ~p", [Type, Detail], #{domain => [autonomic, events]}),
     Event.
@@ -71,8 +63,7 @@ publish(Type, Detail) when is_atom(Type), is_map(Detail) ->
 subscribers() ->
     pg:get_local_members(?SCOPE, ?CLUSTER) ++ pg:get_local_members(?SCOPE, ?LOCAL).
 
-%% @doc As {@link subscribe/1}, for another local process `Pid' (the monitor's
-%% `mape_k_monitor:subscribe/1' takes a pid).
+%% @doc Subscribes the local process `Pid' (`mape_k_monitor:subscribe/1' takes a pid).
 -spec subscribe(cluster | local, pid()) -> ok | {error, {bad_scope, term()} | {not_local, pid()}}.
 subscribe(Which, Pid) when (Which =:= cluster orelse Which =:= local), is_pid(Pid), node(Pid) =:= node() ->
     ok = unsubscribe(Pid),
