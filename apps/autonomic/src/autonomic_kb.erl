@@ -21,8 +21,8 @@
 %%% <h3>Records</h3>
 %%% A failure is a map `#{id, failure_type, root_cause, symptoms, strategy, recovery_ms, success,
 %%% timestamp}'. `record/1' fills `id' (32 hex digits, time-ordered) and `timestamp' (now, in
-%%% milliseconds since the epoch) when they are absent; every other key is required, and no
-%%% other key is accepted. `failure_type' and `root_cause' are atoms (Latin-1, as NIFs on OTP 25
+%%% milliseconds since the Unix epoch) when they are absent; every other key is required, and no
+%%% other key is accepted. A given timestamp may be at most 60 s ahead of the node's clock. `failure_type' and `root_cause' are atoms (Latin-1, as NIFs on OTP 25
 %%% can only create those) or UTF-8 binaries; `symptoms' is a list of 1 to 1024-byte UTF-8
 %%% binaries, a set: at most 256 distinct, returned sorted without duplicates; `strategy' is one
 %%% of {@type strategy()}; `recovery_ms' a non-negative integer or float; `success' a boolean.
@@ -32,7 +32,8 @@
 %%% <h3>Bounds</h3>
 %%% The base keeps the newest `kb_max_records' (default 10,000) records by `(timestamp, id)',
 %%% removes records older than `kb_retention_ms' (default 90 days), and, after {@link clear/0},
-%%% refuses records stamped before the clear. The content is thus a function of the records
+%%% refuses records stamped before the clear (a record without a timestamp is stamped with the
+%%% later of now and the clear, so recording right after a clear always works). The content is thus a function of the records
 %%% offered, whatever their order: that is what makes cluster merges a plain union.
 %%%
 %%% <h3>Reads and writes</h3>
@@ -166,16 +167,12 @@
 %%   <li>`{duplicate_id, Id}': a different record has this id;</li>
 %%   <li>`{too_old, Timestamp}': the record would not be kept (older than the retention, than the
 %%       last clear, or than every record of a full base);</li>
+%%   <li>`{too_new, Timestamp}': more than 60 s ahead of this node's clock;</li>
 %%   <li>`not_running': the application is not started.</li>
 %% </ul>
 -spec record(new_failure()) -> {ok, id()} | {error, term()}.
 record(Failure) when is_map(Failure) ->
-    Filled = maps:merge(#{timestamp => erlang:system_time(millisecond)}, Failure),
-    WithId = case maps:is_key(id, Filled) of
-        true -> Filled;
-        false -> Filled#{id => new_id(maps:get(timestamp, Filled))}
-    end,
-    call({record, WithId}, 5000);
+    call({record, Failure}, 5000);
 record(_Other) ->
     {error, {invalid_failure, not_a_map}}.
 
@@ -195,8 +192,9 @@ import(File) ->
     end.
 
 %% @doc Empties the knowledge base of every connected node: each removes the records stamped at
-%% or before now and refuses them from then on. The clear carries an epoch, so a node that was
-%% away when it happened adopts it when it reconnects, instead of bringing the old records back.
+%% or before now and refuses them from then on (only records stamped in the future, at most 60 s
+%% ahead by a skewed clock, survive). The clear carries an epoch, so a node that was away when it
+%% happened adopts it when it reconnects, instead of bringing the old records back.
 -spec clear() -> ok | {error, term()}.
 clear() ->
     call(clear, infinity).
@@ -342,6 +340,8 @@ search_options(Opts, Allowed) when is_map(Opts) ->
 search_options(Opts, _Allowed) ->
     {error, {invalid_options, Opts}}.
 
+path(Empty) when Empty =:= []; Empty =:= <<>> ->
+    {error, {invalid_path, Empty}};
 path(File) ->
     try filename:absname(File) of
         %% A binary is a raw file name: passed as is.
@@ -355,17 +355,3 @@ path(File) ->
         error:_ -> {error, {invalid_path, File}}
     end.
 
-%% 16 bytes as 32 lowercase hex digits: 6 bytes of milliseconds, then 10 random bytes, so ids
-%% sort roughly by time and never collide in practice (80 random bits per millisecond).
-new_id(Timestamp) when is_integer(Timestamp), Timestamp >= 0 ->
-    T = Timestamp band 16#FFFFFFFFFFFF,
-    hex(<<T:48, (crypto:strong_rand_bytes(10))/binary>>);
-new_id(_Invalid) ->
-    %% The timestamp is invalid and the record will be refused; the id only has to be valid.
-    hex(crypto:strong_rand_bytes(16)).
-
-hex(Bin) ->
-    << <<(hexdigit(N))>> || <<N:4>> <= Bin >>.
-
-hexdigit(N) when N < 10 -> $0 + N;
-hexdigit(N) -> $a + N - 10.

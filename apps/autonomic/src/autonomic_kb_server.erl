@@ -79,7 +79,8 @@ init([]) ->
 %% @private
 -spec handle_call(term(), gen_server:from(), state()) -> {reply, term(), state()}.
 handle_call({record, Failure}, _From, #{handle := H} = State) ->
-    case insert(H, Failure, now_ms()) of
+    Now = now_ms(),
+    case insert(H, defaults(Failure, Now, State), Now) of
         {added, Id, Line} ->
             State1 = broadcast(records, Line, State),
             autonomic_metrics:inc(autonomic_kb_recorded_total, #{origin => local}),
@@ -275,6 +276,33 @@ filename_bin(Name) when is_binary(Name) -> Name;
 filename_bin(Name) -> unicode:characters_to_binary(Name).
 
 %%% Writes
+
+%% Fills `timestamp' (now, or the last clear's epoch if the clock has not passed it yet, so that a
+%% record right after a clear is kept) and `id' when absent.
+defaults(Failure, Now, #{epoch := Epoch}) ->
+    Filled = case Failure of
+        #{timestamp := _} -> Failure;
+        _ -> Failure#{timestamp => max(Now, Epoch)}
+    end,
+    case Filled of
+        #{id := _} -> Filled;
+        #{timestamp := Ts} -> Filled#{id => new_id(Ts)}
+    end.
+
+%% 16 bytes as 32 lowercase hex digits: 6 bytes of milliseconds, then 10 random bytes, so ids
+%% sort roughly by time and never collide in practice (80 random bits per millisecond).
+new_id(Timestamp) when is_integer(Timestamp), Timestamp >= 0 ->
+    T = Timestamp band 16#FFFFFFFFFFFF,
+    hex(<<T:48, (crypto:strong_rand_bytes(10))/binary>>);
+new_id(_Invalid) ->
+    %% The timestamp is invalid and the record will be refused; the id only has to be valid.
+    hex(crypto:strong_rand_bytes(16)).
+
+hex(Bin) ->
+    << <<(hexdigit(N))>> || <<N:4>> <= Bin >>.
+
+hexdigit(N) when N < 10 -> $0 + N;
+hexdigit(N) -> $a + N - 10.
 
 insert(H, Failure, Now) ->
     case autonomic_nif:kb_insert(H, Failure, Now) of

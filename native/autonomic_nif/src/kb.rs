@@ -53,6 +53,7 @@ mod atoms {
         invalid,
         duplicate_id,
         too_old,
+        too_new,
         invalid_symptoms,
         invalid_threshold,
         invalid_limit,
@@ -515,6 +516,7 @@ fn kb_error<'a>(env: Env<'a>, e: KbError) -> Term<'a> {
     match e {
         KbError::Conflict(id) => error(env, (atoms::duplicate_id(), &*id)),
         KbError::TooOld(ts) => error(env, (atoms::too_old(), ts)),
+        KbError::TooNew(ts) => error(env, (atoms::too_new(), ts)),
         KbError::Json(j) => error(env, (atoms::invalid_file(), j.to_string())),
         KbError::Store(s) => {
             // Linux errno values of the errors an operator can act on, as file:posix() atoms.

@@ -3,14 +3,16 @@
 //! **File** (export, import and the snapshot), one record per line for readable diffs:
 //!
 //! ```text
-//! {"format":"autonomic_kb","version":1,"epoch":0,"records":[
+//! {"format":"autonomic_kb","version":1,"records":[
 //! {"id":"…","failure_type":{"atom":"node_down"},"root_cause":{"binary":"disk full"},"symptoms":["a","b"],"strategy":"supervisor_restart","recovery_ms":1200,"success":true,"timestamp":1700000000000},
 //! …
 //! ]}
 //! ```
 //!
-//! Records are written oldest first (timestamp, then id), so a file is a function of the content:
-//! export, clear, import, export gives the same bytes. Labels keep whether they were atoms or
+//! Records are written oldest first (timestamp, then id), so a file is a function of the records:
+//! export, import into another base, export gives the same bytes. A snapshot also carries the
+//! base's epoch (`"epoch":E` after the version), which an export leaves out: it belongs to a
+//! node's base, not to a set of records, and an import ignores it. Labels keep whether they were atoms or
 //! binaries; `recovery_ms` keeps whether it was an integer (`1200`) or a float (`1200.0`); floats
 //! are written in the shortest form that reads back to the same bits and parsed exactly
 //! (serde_json's `float_roundtrip`). Reading checks every record and refuses the whole file on any
@@ -106,15 +108,24 @@ fn to_vec(out: &FailureOut<'_>) -> Vec<u8> {
     serde_json::to_vec(out).unwrap_or_default()
 }
 
+/// What a file is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// The records only.
+    Export,
+    /// The records and the epoch.
+    Snapshot,
+}
+
 /// Encodes the whole knowledge base as a file; returns the bytes and the number of records.
-pub fn encode_file(kb: &KnowledgeBase) -> (Vec<u8>, usize) {
+pub fn encode_file(kb: &KnowledgeBase, kind: FileKind) -> (Vec<u8>, usize) {
     let mut buf = Vec::with_capacity(64 + kb.len() * 256);
     // Writing into a Vec cannot fail.
-    let _ = write!(
-        buf,
-        "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"epoch\":{},\"records\":[",
-        kb.epoch()
-    );
+    let _ = write!(buf, "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},");
+    if kind == FileKind::Snapshot {
+        let _ = write!(buf, "\"epoch\":{},", kb.epoch());
+    }
+    buf.extend_from_slice(b"\"records\":[");
     let mut n = 0;
     for f in kb.iter() {
         buf.extend_from_slice(if n == 0 { b"\n" } else { b",\n" });

@@ -15,6 +15,10 @@
 //! - **epoch** (set by [`KnowledgeBase::clear`]): records with `timestamp < epoch` are removed
 //!   and refused. A clear is the epoch `max(now + 1, epoch + 1)`; peers adopt the higher epoch.
 //!
+//! A record stamped more than [`MAX_FUTURE_MS`] after the node's clock is refused: clocks may
+//! drift by that much, not more. (Such a record would otherwise be the newest forever: never
+//! evicted, never expired, and not removed by a clear, whose epoch is the time of the clear.)
+//!
 //! So the content is "the newest `max_records` of all records ever offered, minus the expired
 //! and the cleared", whatever the order they were offered in: merging two knowledge bases is a
 //! union, commutative and idempotent, and nodes that saw the same records hold the same base.
@@ -85,6 +89,8 @@ use symbols::{Posting, SymbolId, Symbols};
 pub const DEFAULT_MAX_RECORDS: usize = 10_000;
 /// Default retention: 90 days.
 pub const DEFAULT_RETENTION_MS: u64 = 90 * 24 * 3600 * 1000;
+/// How far in the future (beyond the node's clock) a record's timestamp may be.
+pub const MAX_FUTURE_MS: i64 = 60_000;
 /// Largest history limit (slots are 32-bit).
 pub const MAX_MAX_RECORDS: usize = 1 << 30;
 
@@ -125,6 +131,8 @@ pub enum KbError {
     Conflict(Box<str>),
     #[error("timestamp {0} is before the retention window, the last clear, or a full history")]
     TooOld(i64),
+    #[error("timestamp {0} is more than {MAX_FUTURE_MS} ms ahead of this node's clock")]
+    TooNew(i64),
     #[error(transparent)]
     Json(#[from] json::JsonError),
     #[error(transparent)]
@@ -413,7 +421,8 @@ impl KnowledgeBase {
     /// Inserts a record (see the module documentation for what is kept).
     ///
     /// Errors: [`KbError::Conflict`] when a different record has the same id,
-    /// [`KbError::TooOld`] when the record would not be kept. Nothing changes on error (except
+    /// [`KbError::TooOld`] when the record would not be kept, [`KbError::TooNew`] when it is
+    /// stamped more than [`MAX_FUTURE_MS`] ahead of `now_ms`. Nothing changes on error (except
     /// that expired records are removed first, as on every call).
     pub fn insert(&mut self, f: &Failure, now_ms: i64) -> Result<Inserted, KbError> {
         let expired = self.prune(now_ms);
@@ -426,6 +435,9 @@ impl KnowledgeBase {
         }
         if f.timestamp() < self.cutoff(now_ms) {
             return Err(KbError::TooOld(f.timestamp()));
+        }
+        if f.timestamp() > now_ms.saturating_add(MAX_FUTURE_MS) {
+            return Err(KbError::TooNew(f.timestamp()));
         }
         let mut evicted = expired;
         if self.len() >= self.config.max_records {
@@ -574,7 +586,8 @@ impl KnowledgeBase {
     }
 
     /// Clears: every record stamped at or before `now_ms` is removed, and refused from now on,
-    /// here and (through the epoch) on every peer. Returns the new epoch.
+    /// here and (through the epoch) on every peer. Records stamped after `now_ms` (at most
+    /// [`MAX_FUTURE_MS`] ahead, a skewed clock) are kept. Returns the new epoch.
     pub fn clear(&mut self, now_ms: i64) -> i64 {
         let epoch = now_ms.saturating_add(1).max(self.epoch.saturating_add(1));
         self.set_epoch(epoch);

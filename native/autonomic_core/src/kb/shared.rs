@@ -406,7 +406,7 @@ impl SharedKb {
             let mut p = self.pending.lock();
             *p = Pending::default();
         }
-        let (bytes, _) = json::encode_file(&self.read());
+        let (bytes, _) = json::encode_file(&self.read(), json::FileKind::Snapshot);
         st.write_snapshot(&bytes).inspect_err(|_| {
             self.pending.lock().needs_snapshot = true;
         })?;
@@ -452,7 +452,7 @@ impl SharedKb {
 
     /// Writes the knowledge base to `path` (file format, atomically); returns the records written.
     pub fn export(&self, path: &Path) -> Result<usize, KbError> {
-        let (bytes, n) = json::encode_file(&self.read());
+        let (bytes, n) = json::encode_file(&self.read(), json::FileKind::Export);
         store::write_atomically(path, &bytes)?;
         Ok(n)
     }

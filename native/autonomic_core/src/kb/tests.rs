@@ -193,6 +193,12 @@ fn clear_sets_an_epoch_that_refuses_older_records() {
     assert_eq!(k.set_epoch(5), 0);
     assert_eq!(k.epoch(), NOW + 2);
     assert_eq!(k.evictions().cleared, 2);
+    // The snapshot keeps the epoch, an export does not.
+    let (snap, _) = json::encode_file(&k, json::FileKind::Snapshot);
+    let (export, _) = json::encode_file(&k, json::FileKind::Export);
+    assert_eq!(json::decode_file(&snap).unwrap().epoch, NOW + 2);
+    assert_eq!(json::decode_file(&export).unwrap().epoch, 0);
+    assert!(!String::from_utf8(export).unwrap().contains("epoch"));
 }
 
 #[test]
@@ -535,7 +541,7 @@ proptest! {
         for f in &shuffled {
             let _ = b.insert(f, NOW);
         }
-        prop_assert_eq!(json::encode_file(&a).0, json::encode_file(&b).0);
+        prop_assert_eq!(json::encode_file(&a, json::FileKind::Snapshot).0, json::encode_file(&b, json::FileKind::Snapshot).0);
         prop_assert_eq!(a.digest(), b.digest());
         for s in Strategy::ALL {
             prop_assert_eq!(a.effectiveness(s), b.effectiveness(s));
@@ -562,7 +568,10 @@ proptest! {
             0..30,
         )
     ) {
-        let mut k = kb(1000);
+        // Timestamps span 0..4e12 ms: "now" is after all of them, retention as long as allowed.
+        let now = 5_000_000_000_000;
+        let config = Config { max_records: 1000, retention_ms: i64::MAX as u64 };
+        let mut k = KnowledgeBase::new(config).unwrap();
         let mut offered = Vec::new();
         for (i, (id, symptoms, ms, ts, atom, bin)) in recs.into_iter().enumerate() {
             let f = Failure::new(RawFailure {
@@ -575,17 +584,17 @@ proptest! {
                 success: i % 3 != 0,
                 timestamp: ts,
             }).unwrap();
-            k.insert(&f, 0).unwrap();
+            k.insert(&f, now).unwrap();
             offered.push(f);
         }
-        let (bytes, n) = json::encode_file(&k);
+        let (bytes, n) = json::encode_file(&k, json::FileKind::Export);
         prop_assert_eq!(n, offered.len());
         let back = json::decode_file(&bytes).unwrap();
-        let mut k2 = kb(1000);
+        let mut k2 = KnowledgeBase::new(config).unwrap();
         for f in &back.records {
-            k2.insert(f, 0).unwrap();
+            k2.insert(f, now).unwrap();
         }
-        prop_assert_eq!(&json::encode_file(&k2).0, &bytes);
+        prop_assert_eq!(&json::encode_file(&k2, json::FileKind::Export).0, &bytes);
         // Every field, floats bit for bit.
         for f in &offered {
             let g = k2.get(f.id()).unwrap().to_failure().unwrap();
@@ -696,11 +705,14 @@ fn compaction_writes_a_snapshot_and_empties_the_log() {
             .len(),
         0
     );
-    let before = json::encode_file(&s.read()).0;
+    let before = json::encode_file(&s.read(), json::FileKind::Snapshot).0;
     drop(s);
     let (s, report) = SharedKb::open(&dir.0, small(), NOW).unwrap();
     assert_eq!((report.snapshot_records, report.log_records), (100, 0));
-    assert_eq!(json::encode_file(&s.read()).0, before);
+    assert_eq!(
+        json::encode_file(&s.read(), json::FileKind::Snapshot).0,
+        before
+    );
 }
 
 #[test]
@@ -901,7 +913,7 @@ fn digests_find_the_difference_and_a_sync_converges() {
     assert_eq!(a.merge_lines(&b.lines_for(&want), NOW).added, 1);
     assert_eq!(a.read().digest(), b.read().digest());
     assert_eq!(
-        json::encode_file(&a.read()).0,
-        json::encode_file(&b.read()).0
+        json::encode_file(&a.read(), json::FileKind::Snapshot).0,
+        json::encode_file(&b.read(), json::FileKind::Snapshot).0
     );
 }
