@@ -395,7 +395,8 @@ reconcile_epoch(_From, _Epoch, State) ->
     State.
 
 peer_message(records, _From, Lines, State) when is_binary(Lines) ->
-    merge(Lines, peer, State);
+    {_Added, State1} = merge(Lines, peer, State),
+    State1;
 peer_message(catchup, From, Lines, State) when is_binary(Lines) ->
     case merge(Lines, peer, State) of
         {0, S} -> S;
