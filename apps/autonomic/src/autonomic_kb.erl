@@ -40,8 +40,8 @@
 %%% Reads (`similar', `recommend', `success_rate', `effectiveness', `size', `get', `export') call
 %%% the NIF directly from the caller's process: no process hop, a few microseconds, and they
 %%% never wait for a write in progress for more than one record's insertion. A search too big
-%%% for a normal scheduler (about 20,000 posting entries, e.g. a million records) runs on a
-%%% dirty scheduler. Writes (`record', `import', `clear') go through the owner process
+%%% for a normal scheduler (over 4,096 posting entries to verify or 256 results to return, which
+%%% happens with hundreds of thousands of records or low thresholds) runs on a dirty scheduler. Writes (`record', `import', `clear') go through the owner process
 %%% (`autonomic_kb_server'), which persists them and shares them with the cluster.
 %%%
 %%% <h3>Persistence</h3>

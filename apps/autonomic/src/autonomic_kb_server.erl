@@ -272,7 +272,7 @@ report_load(Dir, Loaded, Ms) ->
     _ = autonomic_events:publish(kb_loaded, Loaded#{dir => Dir, ms => Ms}),
     ok.
 
-filename_bin(Name) when is_binary(Name) -> Name;
+%% A name that is not valid Unicode comes back as an error tuple, which kb_open refuses.
 filename_bin(Name) -> unicode:characters_to_binary(Name).
 
 %%% Writes
@@ -342,15 +342,15 @@ flush(H, Last) ->
             ok;
         {error, Why} = Error ->
             autonomic_metrics:inc(autonomic_kb_flush_errors_total, #{}),
-            case Last of
-                ok ->
-                    logger:error("knowledge base: flush failed: ~p (records kept pending, retried)", [Why], ?LOG),
-                    _ = autonomic_events:publish(kb_persist_failed, #{reason => Why});
-                _ ->
-                    ok
-            end,
+            %% Reported once per outage, not at every retry.
+            Last =:= ok andalso report_flush_failure(Why),
             Error
     end.
+
+report_flush_failure(Why) ->
+    logger:error("knowledge base: flush failed: ~p (records kept pending, retried)", [Why], ?LOG),
+    _ = autonomic_events:publish(kb_persist_failed, #{reason => Why}),
+    true.
 
 %%% Cluster
 
@@ -474,6 +474,11 @@ collect() ->
                     [{#{reason => limit}, maps:get(evicted_limit, I)},
                      {#{reason => retention}, maps:get(evicted_retention, I)},
                      {#{reason => cleared}, maps:get(evicted_cleared, I)}]},
+                {autonomic_kb_read_waits_total, counter,
+                    "Knowledge base reads that waited for a write (left-right: at most one batch).",
+                    [{#{}, maps:get(read_waits, I)}]},
+                G(autonomic_kb_read_wait_max_ns, "Longest wait of a knowledge base read for a write, in nanoseconds.",
+                  read_wait_max_ns),
                 {autonomic_kb_queries_total, counter, "Knowledge base queries on this node, by kind.",
                     [{#{kind => similar}, maps:get(queries_similar, I)},
                      {#{kind => recommend}, maps:get(queries_recommend, I)},

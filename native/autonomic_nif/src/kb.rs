@@ -2,8 +2,9 @@
 //! argument decoding, and the mapping of results and errors to terms. No logic here.
 //!
 //! Scheduling: calls that touch a bounded amount of data run on the normal scheduler and take
-//! microseconds. A search first estimates its work (posting entries to read, or records to scan)
-//! and, over [`NORMAL_BUDGET`], returns the atom `dirty` without doing it; the Erlang side then
+//! microseconds. A search first estimates its work (posting entries to read, or records to scan,
+//! and results to encode) and, over [`NORMAL_BUDGET`] or [`NORMAL_RESULTS`], returns the atom
+//! `dirty` without doing it; the Erlang side then
 //! calls the `_dirty` variant, which runs on a dirty CPU scheduler. An insert that cannot get the
 //! write lock within 100 µs returns `busy`, and is retried on a dirty scheduler the same way.
 //! Whole-base operations (open, flush, clear, export, import, merge, sync) always run dirty.
@@ -21,12 +22,14 @@ use autonomic_core::kb::{
 use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, ResourceArc, Term, TermType};
 
-/// Work (posting entries or records) a search may do on a normal scheduler: about 100-300 µs.
-const NORMAL_BUDGET: usize = 20_000;
-/// Results a search may encode on a normal scheduler.
-const NORMAL_RESULTS: usize = 2_000;
+/// Work (posting entries or records) a search may do on a normal scheduler. Verifying a
+/// candidate costs 30-100 ns (mostly cache misses; the upper end on a loaded machine), so this
+/// keeps a normal-scheduler search under about 400 µs.
+const NORMAL_BUDGET: usize = 4_096;
+/// Results a search may encode on a normal scheduler (a failure map costs 1-2 µs to build).
+const NORMAL_RESULTS: usize = 256;
 /// Distinct recovery times `effectiveness` may walk on a normal scheduler.
-const NORMAL_STATS: usize = 20_000;
+const NORMAL_STATS: usize = 8_192;
 /// Longest symptom list accepted, duplicates included (at most 256 distinct).
 const MAX_LIST: usize = 4 * MAX_SYMPTOMS;
 /// Lines per binary when records are shipped in chunks.
@@ -114,6 +117,9 @@ mod atoms {
         queries_recommend,
         queries_success_rate,
         queries_effectiveness,
+        read_waits,
+        read_wait_total_ns,
+        read_wait_max_ns,
     }
 }
 
@@ -507,6 +513,12 @@ fn encode_info<'a>(env: Env<'a>, i: &Info) -> Term<'a> {
                 atoms::queries_effectiveness(),
                 i.queries_effectiveness.encode(env),
             ),
+            (atoms::read_waits(), i.read_waits.count.encode(env)),
+            (
+                atoms::read_wait_total_ns(),
+                i.read_waits.total_ns.encode(env),
+            ),
+            (atoms::read_wait_max_ns(), i.read_waits.max_ns.encode(env)),
         ],
     )
 }

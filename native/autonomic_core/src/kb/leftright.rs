@@ -17,8 +17,8 @@
 //! crates), built from two locks instead of epoch counters: the cost is memory (two copies) and
 //! applying every write twice.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -32,6 +32,17 @@ pub trait Absorb<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Busy;
 
+/// How often, and how long, readers had to wait for a writer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadWaits {
+    /// Reads that found their copy write-locked.
+    pub count: u64,
+    /// Total time they waited, in nanoseconds.
+    pub total_ns: u64,
+    /// Longest single wait, in nanoseconds.
+    pub max_ns: u64,
+}
+
 #[derive(Debug)]
 pub struct LeftRight<T, O> {
     copies: [RwLock<T>; 2],
@@ -39,6 +50,9 @@ pub struct LeftRight<T, O> {
     /// Serializes writers; holds the operations applied to the active copy and not yet to the
     /// inactive one.
     lag: Mutex<Vec<O>>,
+    waits: AtomicU64,
+    waited_ns: AtomicU64,
+    max_wait_ns: AtomicU64,
 }
 
 impl<T: Clone, O: Absorb<T>> LeftRight<T, O> {
@@ -47,14 +61,37 @@ impl<T: Clone, O: Absorb<T>> LeftRight<T, O> {
             copies: [RwLock::new(value.clone()), RwLock::new(value)],
             active: AtomicUsize::new(0),
             lag: Mutex::new(Vec::new()),
+            waits: AtomicU64::new(0),
+            waited_ns: AtomicU64::new(0),
+            max_wait_ns: AtomicU64::new(0),
         }
     }
 }
 
 impl<T, O: Absorb<T>> LeftRight<T, O> {
-    /// A read guard on the current state.
+    /// A read guard on the current state. Waits (and counts the wait) only when a writer holds
+    /// the copy, which happens when the reader picked the copy just before a swap.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.copies[self.active.load(Ordering::Acquire) & 1].read_recursive()
+        let copy = &self.copies[self.active.load(Ordering::Acquire) & 1];
+        if let Some(guard) = copy.try_read_recursive() {
+            return guard;
+        }
+        let t0 = Instant::now();
+        let guard = copy.read_recursive();
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.waited_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        guard
+    }
+
+    /// The readers' waits so far.
+    pub fn read_waits(&self) -> ReadWaits {
+        ReadWaits {
+            count: self.waits.load(Ordering::Relaxed),
+            total_ns: self.waited_ns.load(Ordering::Relaxed),
+            max_ns: self.max_wait_ns.load(Ordering::Relaxed),
+        }
     }
 
     /// Applies `ops` in order, waiting as long as needed; returns their outputs.
@@ -146,10 +183,36 @@ mod tests {
         assert_eq!(*lr.read(), vec![1]);
         assert!(t0.elapsed() < Duration::from_millis(10));
         assert!(!writer.is_finished());
+        assert_eq!(lr.read_waits().count, 0);
         assert!(long.is_empty());
         drop(long);
         assert_eq!(writer.join().unwrap(), vec![2]);
         assert_eq!(*lr.read(), vec![1, 2]);
+    }
+
+    #[test]
+    fn waits_are_counted_and_timed() {
+        let lr: Arc<LeftRight<Vec<u64>, Add>> = Arc::new(LeftRight::new(Vec::new()));
+        // A writer holding the active copy: what a reader meets when it picked the copy just
+        // before a swap and the next write started on it.
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let lr = Arc::clone(&lr);
+            std::thread::spawn(move || {
+                let active = lr.active.load(Ordering::Acquire) & 1;
+                let _guard = lr.copies[active].write();
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            })
+        };
+        locked_rx.recv().unwrap();
+        drop(lr.read());
+        holder.join().unwrap();
+        let w = lr.read_waits();
+        assert_eq!(w.count, 1);
+        assert!(w.max_ns >= 10_000_000 && w.total_ns == w.max_ns, "{w:?}");
+        drop(lr.read());
+        assert_eq!(lr.read_waits().count, 1);
     }
 
     #[test]

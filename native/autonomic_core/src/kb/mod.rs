@@ -190,8 +190,29 @@ struct Stored {
 
 #[derive(Clone, Debug, Default)]
 struct Slot {
-    generation: u32,
     record: Option<Stored>,
+}
+
+/// Symptom ids a [`Sig`] holds inline; a record with more is verified from its [`Stored`].
+const INLINE: usize = 14;
+
+/// What a search reads of each candidate, in one 64-byte cache line: the slot's generation (a
+/// posting is live when its generation matches) and the record's sorted symptom ids. Verifying a
+/// candidate is then one cache miss instead of three (slot, record, symptom array); the record
+/// itself is read only for the matches.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Sig {
+    generation: u32,
+    len: u32,
+    ids: [SymbolId; INLINE],
+}
+
+impl Sig {
+    /// The symptom ids, when they fit inline.
+    fn ids(&self) -> Option<&[SymbolId]> {
+        self.ids.get(..self.len as usize)
+    }
 }
 
 /// A prepared query: the distinct symptoms, those known as sorted ids.
@@ -315,6 +336,8 @@ pub struct Recommendation {
 pub struct KnowledgeBase {
     config: Config,
     slots: Vec<Slot>,
+    /// Parallel to `slots`.
+    sigs: Vec<Sig>,
     free_slots: Vec<u32>,
     by_id: HashMap<Arc<str>, u32>,
     /// Eviction order: oldest first.
@@ -341,6 +364,7 @@ impl KnowledgeBase {
         Ok(KnowledgeBase {
             config: config.validate()?,
             slots: Vec::new(),
+            sigs: Vec::new(),
             free_slots: Vec::new(),
             by_id: HashMap::new(),
             order: BTreeMap::new(),
@@ -466,10 +490,11 @@ impl KnowledgeBase {
             Some(s) => s,
             None => {
                 self.slots.push(Slot::default());
+                self.sigs.push(Sig::default());
                 (self.slots.len() - 1) as u32
             }
         };
-        let generation = self.slots[slot as usize].generation;
+        let generation = self.sigs[slot as usize].generation;
         let posting = Posting::new(slot, generation);
         let mut symptoms: Vec<SymbolId> = f
             .symptoms()
@@ -479,6 +504,11 @@ impl KnowledgeBase {
         symptoms.sort_unstable();
         if symptoms.is_empty() {
             self.empty.insert(slot);
+        }
+        let sig = &mut self.sigs[slot as usize];
+        sig.len = symptoms.len() as u32;
+        if let Some(inline) = sig.ids.get_mut(..symptoms.len()) {
+            inline.copy_from_slice(&symptoms);
         }
         let id: Arc<str> = Arc::from(f.id());
         self.by_id.insert(Arc::clone(&id), slot);
@@ -520,13 +550,16 @@ impl KnowledgeBase {
         let Some(rec) = s.record.take() else {
             return;
         };
-        s.generation = s.generation.wrapping_add(1);
+        if let Some(sig) = self.sigs.get_mut(slot as usize) {
+            // The record's postings die with this generation.
+            sig.generation = sig.generation.wrapping_add(1);
+            sig.len = 0;
+        }
         self.free_slots.push(slot);
-        let slots = &self.slots;
+        let sigs = &self.sigs;
         let is_live = |p: Posting| {
-            slots
-                .get(p.slot() as usize)
-                .is_some_and(|s| s.generation == p.generation() && s.record.is_some())
+            sigs.get(p.slot() as usize)
+                .is_some_and(|s| s.generation == p.generation())
         };
         for &sym in rec.symptoms.iter() {
             self.symbols.remove(sym, is_live);
@@ -578,6 +611,7 @@ impl KnowledgeBase {
         if self.is_empty() {
             // Release the memory of a large history, not only its contents.
             self.slots = Vec::new();
+            self.sigs = Vec::new();
             self.free_slots = Vec::new();
             self.symbols.clear();
             self.empty = HashSet::new();
@@ -678,25 +712,28 @@ impl KnowledgeBase {
             Plan::Prefix(prefix) => {
                 for (j, &sym) in prefix.iter().enumerate() {
                     for p in self.symbols.postings(sym) {
-                        let Some(slot) = self.slots.get(p.slot() as usize) else {
+                        let Some(sig) = self.sigs.get(p.slot() as usize) else {
                             continue;
                         };
-                        if slot.generation != p.generation() {
+                        if sig.generation != p.generation() {
                             continue;
                         }
-                        let Some(rec) = slot.record.as_ref() else {
-                            continue;
+                        let ids = match sig.ids() {
+                            Some(ids) => ids,
+                            None => match self.stored(p.slot()) {
+                                Some(rec) => &rec.symptoms[..],
+                                None => continue,
+                            },
                         };
                         // Seen already through an earlier (rarer) prefix symptom.
-                        if prefix[..j]
-                            .iter()
-                            .any(|e| rec.symptoms.binary_search(e).is_ok())
-                        {
+                        if prefix[..j].iter().any(|e| ids.binary_search(e).is_ok()) {
                             continue;
                         }
-                        let s = score(rec);
+                        let s = jaccard(intersection_len(&q.known, ids), q.size, ids.len());
                         if s >= t.get() {
-                            f(s, rec);
+                            if let Some(rec) = self.stored(p.slot()) {
+                                f(s, rec);
+                            }
                         }
                     }
                 }

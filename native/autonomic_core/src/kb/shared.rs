@@ -170,6 +170,8 @@ pub struct Info {
     pub queries_recommend: u64,
     pub queries_success_rate: u64,
     pub queries_effectiveness: u64,
+    /// Reads that waited for a writer, their total and longest wait.
+    pub read_waits: super::leftright::ReadWaits,
 }
 
 /// A thread-safe knowledge base, persistent when opened on a directory.
@@ -494,6 +496,7 @@ impl SharedKb {
             queries_recommend: c.recommend.load(Ordering::Relaxed),
             queries_success_rate: c.success_rate.load(Ordering::Relaxed),
             queries_effectiveness: c.effectiveness.load(Ordering::Relaxed),
+            read_waits: self.kb.read_waits(),
         }
     }
 }

@@ -85,6 +85,23 @@ fn jaccard_edge_cases_through_the_index() {
 }
 
 #[test]
+fn records_with_more_symptoms_than_a_signature_holds_are_searched() {
+    let mut k = kb(100);
+    let many: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    k.insert(&failure("big", &many, NOW), NOW).unwrap();
+    k.insert(&failure("small", &many[..14], NOW), NOW).unwrap();
+    // 18 of 20 shared: 0.9 with the big record; 14 / 18 with the small one.
+    let q = &many[..18];
+    assert_eq!(
+        search(&k, q, 0.7, 10),
+        vec![(0.9, "big".into()), (14.0 / 18.0, "small".into())]
+    );
+    k.clear(NOW);
+    assert!(search(&k, q, 0.0, 10).is_empty());
+}
+
+#[test]
 fn threshold_boundaries_are_inclusive() {
     let mut k = kb(100);
     // {s0..s6} vs query {s0..s9}: 7/10 = 0.7 exactly (as f64 division).
@@ -469,10 +486,13 @@ fn newest(records: &[Failure], max: usize) -> Vec<Failure> {
 
 fn arb_symptoms() -> impl Gen<Value = Vec<String>> {
     // A small vocabulary so that overlaps are frequent; skewed towards the first symptoms.
-    prop::collection::vec(
-        prop_oneof![3 => 0u8..4, 2 => 0u8..12, 1 => 0u8..30].prop_map(|i| format!("s{i}")),
-        0..8,
-    )
+    // Some sets are longer than a search signature holds inline (14), to test the fallback.
+    let symptom =
+        || prop_oneof![3 => 0u8..4, 2 => 0u8..12, 1 => 0u8..30].prop_map(|i| format!("s{i}"));
+    prop_oneof![
+        9 => prop::collection::vec(symptom(), 0..8),
+        1 => prop::collection::vec(symptom(), 14..30),
+    ]
 }
 
 fn arb_history() -> impl Gen<Value = Vec<Failure>> {
