@@ -52,7 +52,7 @@
     prune_ms := pos_integer(),
     flusher := pid() | undefined,
     pg_ref := reference(),
-    resync := [pid()],
+    resync := #{pid() => true},
     loaded := map()
 }.
 
@@ -153,8 +153,8 @@ handle_info(anti_entropy, #{sync_ms := Ms, resync := Resync} = State) ->
         [] -> [];
         _ -> [lists:nth(rand:uniform(length(Peers)), Peers)]
     end,
-    Targets = lists:usort(Random ++ [P || P <- Resync, lists:member(P, Peers)]),
-    {noreply, lists:foldl(fun start_round/2, State#{resync := []}, Targets)};
+    Targets = lists:usort(Random ++ [P || P <- maps:keys(Resync), lists:member(P, Peers)]),
+    {noreply, lists:foldl(fun start_round/2, State#{resync := #{}}, Targets)};
 handle_info(prune, #{handle := H, prune_ms := Ms} = State) ->
     erlang:send_after(Ms, self(), prune),
     case autonomic_nif:kb_prune(H, now_ms()) of
@@ -236,7 +236,7 @@ open(#{kb_max_records := Max, kb_retention_ms := Retention, kb_flush_ms := Flush
                 prune_ms => PruneMs,
                 flusher => start_flusher(H, FlushMs),
                 pg_ref => Ref,
-                resync => [],
+                resync => #{},
                 loaded => Loaded#{ms => Ms}
             },
             Peers = [P || P <- Members, node(P) =/= node(), node() < node(P)],
@@ -370,7 +370,7 @@ send(Peer, Type, Payload, #{epoch := Epoch, resync := Resync} = State) ->
             State;
         _NotSent ->
             autonomic_metrics:inc(autonomic_kb_sync_dropped_total, #{type => Type}),
-            State#{resync := [Peer | Resync]}
+            State#{resync := Resync#{Peer => true}}
     end.
 
 start_round(Peer, #{handle := H} = State) ->
