@@ -980,13 +980,8 @@ fn kb_sync_diff<'a>(env: Env<'a>, h: Term<'a>, digest: Term<'a>) -> Term<'a> {
     else {
         return error(env, atoms::invalid_digest());
     };
-    let kb = h.0.read();
-    let buckets = kb.digest().diff(&peer);
-    let ids: Vec<Term> = kb
-        .ids_in_buckets(&buckets)
-        .iter()
-        .map(|id| id.encode(env))
-        .collect();
+    let (buckets, ids) = h.0.sync_diff(&peer);
+    let ids: Vec<Term> = ids.iter().map(|id| id.encode(env)).collect();
     (atoms::ok(), buckets, ids).encode(env)
 }
 
@@ -1017,28 +1012,7 @@ fn kb_sync_missing<'a>(
         Ok(v) => v,
         Err(e) => return e,
     };
-    let peer: std::collections::HashSet<&str> = peer_ids.iter().map(String::as_str).collect();
-    let (give, want) = {
-        let kb = h.0.read();
-        let ours: Vec<String> = kb
-            .ids_in_buckets(&buckets)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        let mine: std::collections::HashSet<&str> = ours.iter().map(String::as_str).collect();
-        let want: Vec<&str> = peer_ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| !mine.contains(id))
-            .collect();
-        let want: Vec<Term> = want.iter().map(|id| id.encode(env)).collect();
-        let give: Vec<String> = ours
-            .into_iter()
-            .filter(|id| !peer.contains(id.as_str()))
-            .collect();
-        (give, want)
-    };
-    let lines = h.0.lines_for(&give);
+    let (lines, want) = h.0.sync_missing(&buckets, &peer_ids);
     (atoms::ok(), chunks(env, &lines), want).encode(env)
 }
 

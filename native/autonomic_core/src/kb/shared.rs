@@ -30,6 +30,7 @@
 //! is bounded: past [`SharedKb::compact_after`] lines it stops growing and the next flush writes
 //! a full snapshot instead, which covers everything.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,7 +42,7 @@ use serde::Serialize;
 use super::json;
 use super::leftright::{Absorb, LeftRight};
 use super::store::{self, Store, StoreError};
-use super::{Config, Evictions, Failure, Inserted, KbError, KnowledgeBase};
+use super::{Config, Digest, Evictions, Failure, Inserted, KbError, KnowledgeBase};
 
 pub use super::leftright::Busy;
 
@@ -356,6 +357,46 @@ impl SharedKb {
             }
         }
         out
+    }
+
+    /// Anti-entropy, the answer to a peer's digest: the buckets that differ from ours, and our
+    /// ids in them.
+    pub fn sync_diff(&self, peer: &Digest) -> (Vec<u16>, Vec<String>) {
+        let kb = self.read();
+        let buckets = kb.digest().diff(peer);
+        let ids = kb
+            .ids_in_buckets(&buckets)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        (buckets, ids)
+    }
+
+    /// Anti-entropy, given the buckets that differ and the peer's ids in them: the lines of our
+    /// records in those buckets that the peer lacks, and the peer's ids that we lack.
+    pub fn sync_missing<S: AsRef<str>>(
+        &self,
+        buckets: &[u16],
+        peer_ids: &[S],
+    ) -> (Vec<u8>, Vec<String>) {
+        let peer: HashSet<&str> = peer_ids.iter().map(AsRef::as_ref).collect();
+        let (give, want) = {
+            let kb = self.read();
+            let ours = kb.ids_in_buckets(buckets);
+            let mine: HashSet<&str> = ours.iter().copied().collect();
+            let want: Vec<String> = peer
+                .iter()
+                .filter(|id| !mine.contains(*id))
+                .map(|id| id.to_string())
+                .collect();
+            let give: Vec<String> = ours
+                .into_iter()
+                .filter(|id| !peer.contains(id))
+                .map(str::to_string)
+                .collect();
+            (give, want)
+        };
+        (self.lines_for(&give), want)
     }
 
     /// Applies retention; returns the records removed. Not logged: loading applies retention.

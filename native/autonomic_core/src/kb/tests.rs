@@ -907,30 +907,19 @@ fn digests_find_the_difference_and_a_sync_converges() {
             .unwrap();
     }
     b.insert(&failure("only-b", &["z"], NOW), NOW).unwrap();
-    // a → b: digest. b: differing buckets and its ids there.
+    // a → b: digest. b: the differing buckets and its ids there.
     let da = Digest::decode(&a.read().digest().encode()).unwrap();
-    let buckets = b.read().digest().diff(&da);
+    let (buckets, b_ids) = b.sync_diff(&da);
     assert!(!buckets.is_empty() && buckets.len() <= 6);
-    let b_ids: Vec<String> = b
-        .read()
-        .ids_in_buckets(&buckets)
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    // a: sends what b lacks, asks for what it lacks.
-    let a_ids: Vec<String> = a
-        .read()
-        .ids_in_buckets(&buckets)
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let b_set: HashSet<&String> = b_ids.iter().collect();
-    let a_set: HashSet<&String> = a_ids.iter().collect();
-    let to_b: Vec<&String> = a_ids.iter().filter(|id| !b_set.contains(id)).collect();
-    let want: Vec<&String> = b_ids.iter().filter(|id| !a_set.contains(id)).collect();
-    assert_eq!((to_b.len(), want.len()), (5, 1));
-    assert_eq!(b.merge_lines(&a.lines_for(&to_b), NOW).added, 5);
+    // a: the lines of what b lacks, and the ids a lacks.
+    let (to_b, want) = a.sync_missing(&buckets, &b_ids);
+    assert_eq!(want, ["only-b"]);
+    assert_eq!(b.merge_lines(&to_b, NOW).added, 5);
+    // b: the lines a asked for.
     assert_eq!(a.merge_lines(&b.lines_for(&want), NOW).added, 1);
+    // In sync: nothing differs any more.
+    let db = Digest::decode(&b.read().digest().encode()).unwrap();
+    assert!(a.sync_diff(&db).0.is_empty());
     assert_eq!(a.read().digest(), b.read().digest());
     assert_eq!(
         json::encode_file(&a.read(), json::FileKind::Snapshot).0,
