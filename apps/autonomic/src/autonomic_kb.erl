@@ -168,6 +168,8 @@
 %%   <li>`{too_old, Timestamp}': the record would not be kept (older than the retention, than the
 %%       last clear, or than every record of a full base);</li>
 %%   <li>`{too_new, Timestamp}': more than 60 s ahead of this node's clock;</li>
+%%   <li>`timeout': the owner did not answer within 5 s (busy with an import); the record may
+%%       or may not have been added;</li>
 %%   <li>`not_running': the application is not started.</li>
 %% </ul>
 -spec record(new_failure()) -> {ok, id()} | {error, term()}.
@@ -306,12 +308,16 @@ strategies() ->
 
 %%% Internal
 
+%% The owner being down or busy (an import of a large file) is an error for the caller, never a
+%% crash: gen_server calls use aliases (OTP 24+), so a late reply is dropped, not left behind.
 call(Request, Timeout) ->
     try
         gen_server:call(?SERVER, Request, Timeout)
     catch
         exit:{noproc, _} -> {error, not_running};
-        exit:{shutdown, _} -> {error, not_running}
+        exit:{shutdown, _} -> {error, not_running};
+        exit:{{shutdown, _}, _} -> {error, not_running};
+        exit:{timeout, _} -> {error, timeout}
     end.
 
 with_handle(Fun) ->

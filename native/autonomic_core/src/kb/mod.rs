@@ -27,7 +27,9 @@
 //!
 //! Symptoms are interned to integer ids ([`symbols`]) and each record keeps a sorted array of
 //! them, so the Jaccard similarity `|Q ∩ R| / |Q ∪ R|` of a query `Q` and a record `R` is one
-//! merge of two short integer arrays. Two empty sets have similarity 1.
+//! merge of two short integer arrays. Two empty sets have similarity 1. Each slot also has a
+//! 64-byte signature (its generation and up to 14 symptom ids inline) beside the record, so that
+//! verifying a candidate reads one cache line; the record is read only for the matches.
 //!
 //! [`KnowledgeBase::similar`] does not scan the history. It uses the inverted index (symptom id →
 //! records) with the prefix filter of set-similarity joins: a record reaching threshold `t` shares
@@ -56,8 +58,10 @@
 //! # Statistics
 //!
 //! Per failure type: successes and failures. Per strategy: successes, failures, rate, and the
-//! mean and 95th percentile (nearest rank) of `recovery_ms` over its successful recoveries. All
-//! are maintained on insert and eviction.
+//! mean and 95th percentile (nearest rank) of `recovery_ms` over its successful recoveries. The
+//! counts and a sorted multiset of recovery times are maintained on insert and eviction; the mean
+//! (summed in ascending order, so independent of arrival order) and the percentile are read from
+//! the multiset, in time proportional to its distinct values.
 
 pub mod digest;
 pub mod json;
