@@ -94,12 +94,25 @@ impl<T, O: Absorb<T>> LeftRight<T, O> {
         }
     }
 
-    /// Applies `ops` in order, waiting as long as needed; returns their outputs.
+    /// Applies `ops` in order, waiting as long as needed; returns their outputs. Both copies are
+    /// brought up to date before it returns (it waits for the reads of the old copy to finish),
+    /// so the next writer has nothing to replay: a large batch applied here never lands on a
+    /// writer that must not wait ([`LeftRight::try_apply`] replays at most one batch of its own).
     pub fn apply(&self, ops: Vec<O>) -> Vec<O::Output> {
         let mut lag = self.lag.lock();
         let inactive = 1 - (self.active.load(Ordering::Acquire) & 1);
         let guard = self.copies[inactive].write();
-        self.publish(&mut lag, inactive, guard, ops)
+        let out = self.publish(&mut lag, inactive, guard, ops);
+        let mut other = self.copies[1 - inactive].write();
+        for op in lag.drain(..) {
+            op.absorb(&mut other);
+        }
+        out
+    }
+
+    /// Operations applied to the active copy and not yet to the other one.
+    pub fn lag(&self) -> usize {
+        self.lag.lock().len()
     }
 
     /// As [`LeftRight::apply`], but gives up (applying nothing) when the write cannot start
@@ -151,10 +164,14 @@ mod tests {
         let lr: LeftRight<Vec<u64>, Add> = LeftRight::new(Vec::new());
         assert_eq!(lr.apply(vec![Add(1), Add(2)]), vec![1, 2]);
         assert_eq!(*lr.read(), vec![1, 2]);
+        // A blocking apply settles both copies; a bounded one leaves its own batch to replay.
+        assert_eq!(lr.lag(), 0);
+        assert_eq!(*lr.copies[0].read(), *lr.copies[1].read());
         assert_eq!(lr.apply(vec![Add(3)]), vec![3]);
         assert_eq!(*lr.read(), vec![1, 2, 3]);
         assert_eq!(lr.try_apply(vec![Add(4)], Duration::ZERO).unwrap(), vec![4]);
         assert_eq!(*lr.read(), vec![1, 2, 3, 4]);
+        assert_eq!(lr.lag(), 1);
         // The other copy caught up too.
         lr.apply(Vec::new());
         assert_eq!(*lr.read(), vec![1, 2, 3, 4]);
