@@ -414,6 +414,27 @@ synchronous_flush_test() ->
         stop_app(Dir)
     end.
 
+%% A crash of the owner (no terminate, no final flush; its flusher dies with it) loses nothing:
+%% the next owner flushes the previous handle's pending records before reading the files.
+owner_crash_loses_nothing_test() ->
+    Dir = start_app(temp_dir("crash"), [{kb_flush_ms, 60000}]),
+    try
+        Ids = [element(2, autonomic_kb:record(failure([<<"crash">>, integer_to_binary(I)]))) || I <- lists:seq(1, 50)],
+        #{pending_lines := 50} = autonomic_kb:info(),
+        Old = whereis(autonomic_kb_server),
+        exit(Old, kill),
+        ok = autonomic_ct:wait_until(fun() ->
+            case whereis(autonomic_kb_server) of
+                undefined -> false;
+                New -> New =/= Old
+            end
+        end, 5000),
+        #{loaded := #{log_records := 50, loaded := 50}} = autonomic_kb:info(),
+        [?assertMatch({ok, _}, autonomic_kb:get(Id)) || Id <- Ids]
+    after
+        stop_app(Dir)
+    end.
+
 %% Records past the retention are removed by the periodic prune (retention / 10, here 100 ms).
 retention_tick_test() ->
     Dir = start_app(temp_dir("retention"), [{kb_retention_ms, 1000}]),
