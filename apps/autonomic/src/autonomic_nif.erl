@@ -15,6 +15,21 @@
     governor_configure/1
 ]).
 
+%%% Knowledge base (native/autonomic_nif/src/kb.rs). Application code uses `autonomic_kb'.
+%%% Searches and inserts answer `dirty' or `busy' instead of doing work that does not fit a
+%%% normal scheduler; the `_dirty' variants do the same work on a dirty scheduler.
+
+-export([
+    kb_new/1, kb_open/3, kb_insert/3, kb_insert_dirty/3, kb_merge/3, kb_flush/1, kb_compact/1,
+    kb_clear/2, kb_adopt_epoch/2, kb_prune/2, kb_import/3, kb_export/2,
+    kb_similar/4, kb_similar_dirty/4, kb_recommend/3, kb_recommend_dirty/3,
+    kb_success_rate/2, kb_effectiveness/2, kb_effectiveness_dirty/2,
+    kb_get/2, kb_size/1, kb_info/1, kb_digest/1, kb_sync_diff/2, kb_sync_missing/3, kb_lines/2
+]).
+
+-type kb_handle() :: reference().
+-export_type([kb_handle/0]).
+
 -on_load(load/0).
 
 -define(LIB, "libautonomic_nif").
@@ -66,3 +81,89 @@ governor_thresholds() -> erlang:nif_error(nif_not_loaded).
 
 -spec governor_configure(term()) -> ok | {error, {invalid_thresholds, term()}}.
 governor_configure(_Thresholds) -> erlang:nif_error(nif_not_loaded).
+
+%%% Knowledge base stubs
+
+-spec kb_new(map()) -> {ok, kb_handle()} | {error, term()}.
+kb_new(_Opts) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_open(binary(), map(), integer()) -> {ok, kb_handle(), map()} | {error, term()}.
+kb_open(_Dir, _Opts, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_insert(kb_handle(), map(), integer()) ->
+    {added, binary(), binary()} | {duplicate, binary()} | busy | {error, term()}.
+kb_insert(_H, _Failure, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_insert_dirty(kb_handle(), map(), integer()) ->
+    {added, binary(), binary()} | {duplicate, binary()} | {error, term()}.
+kb_insert_dirty(_H, _Failure, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_merge(kb_handle(), binary(), integer()) -> {ok, map()} | {error, term()}.
+kb_merge(_H, _Lines, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_flush(kb_handle()) -> {ok, #{lines := non_neg_integer(), snapshot := boolean()}} | {error, term()}.
+kb_flush(_H) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_compact(kb_handle()) -> ok | {error, term()}.
+kb_compact(_H) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_clear(kb_handle(), integer()) -> {ok, integer()} | {error, term()}.
+kb_clear(_H, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_adopt_epoch(kb_handle(), integer()) -> {ok, non_neg_integer()} | {error, term()}.
+kb_adopt_epoch(_H, _Epoch) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_prune(kb_handle(), integer()) -> {ok, non_neg_integer()} | {error, term()}.
+kb_prune(_H, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_import(kb_handle(), binary(), integer()) -> {ok, map(), [binary()]} | {error, term()}.
+kb_import(_H, _Path, _NowMs) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_export(kb_handle(), binary()) -> {ok, non_neg_integer()} | {error, term()}.
+kb_export(_H, _Path) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_similar(kb_handle(), term(), term(), term()) ->
+    [{float(), autonomic_kb:failure()}] | dirty | {error, term()}.
+kb_similar(_H, _Symptoms, _Threshold, _Limit) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_similar_dirty(kb_handle(), term(), term(), term()) ->
+    [{float(), autonomic_kb:failure()}] | {error, term()}.
+kb_similar_dirty(_H, _Symptoms, _Threshold, _Limit) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_recommend(kb_handle(), term(), term()) -> [autonomic_kb:recommendation()] | dirty | {error, term()}.
+kb_recommend(_H, _Symptoms, _Threshold) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_recommend_dirty(kb_handle(), term(), term()) -> [autonomic_kb:recommendation()] | {error, term()}.
+kb_recommend_dirty(_H, _Symptoms, _Threshold) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_success_rate(kb_handle(), term()) -> autonomic_kb:success_rate() | {error, term()}.
+kb_success_rate(_H, _FailureType) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_effectiveness(kb_handle(), term()) ->
+    autonomic_kb:effectiveness() | #{autonomic_kb:strategy() => autonomic_kb:effectiveness()} | dirty | {error, term()}.
+kb_effectiveness(_H, _Which) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_effectiveness_dirty(kb_handle(), term()) ->
+    autonomic_kb:effectiveness() | #{autonomic_kb:strategy() => autonomic_kb:effectiveness()} | {error, term()}.
+kb_effectiveness_dirty(_H, _Which) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_get(kb_handle(), term()) -> {ok, autonomic_kb:failure()} | {error, term()}.
+kb_get(_H, _Id) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_size(kb_handle()) -> non_neg_integer() | {error, invalid_handle}.
+kb_size(_H) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_info(kb_handle()) -> map() | {error, invalid_handle}.
+kb_info(_H) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_digest(kb_handle()) -> {integer(), binary()} | {error, invalid_handle}.
+kb_digest(_H) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_sync_diff(kb_handle(), binary()) -> {ok, [0..1023], [binary()]} | {error, term()}.
+kb_sync_diff(_H, _PeerDigest) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_sync_missing(kb_handle(), [0..1023], [binary()]) -> {ok, [binary()], [binary()]} | {error, term()}.
+kb_sync_missing(_H, _Buckets, _PeerIds) -> erlang:nif_error(nif_not_loaded).
+
+-spec kb_lines(kb_handle(), [binary()]) -> {ok, [binary()]} | {error, term()}.
+kb_lines(_H, _Ids) -> erlang:nif_error(nif_not_loaded).

@@ -37,9 +37,18 @@ start_peer(Prefix, Opts) ->
     %% standard_io keeps the control channel off the distribution, so cutting the peer's
     %% distribution links in a test never cuts the test's control over it.
     pong = net_adm:ping(Node),
+    %% Loaded first: loading an application sets the keys of its .app file, overwriting any
+    %% value set before.
+    [load(Node, App) || {App, _, _} <- maps:get(env, Opts, [])],
     [ok = erpc:call(Node, application, set_env, [App, Key, Value]) || {App, Key, Value} <- maps:get(env, Opts, [])],
     [{ok, _} = erpc:call(Node, application, ensure_all_started, [App]) || App <- maps:get(apps, Opts, [autonomic])],
     {Peer, Node}.
+
+load(Node, App) ->
+    case erpc:call(Node, application, load, [App]) of
+        ok -> ok;
+        {error, {already_loaded, App}} -> ok
+    end.
 
 %% @doc Waits until `Node' sees `N' cluster subscribers in the event bus (pg propagates
 %% asynchronously).
