@@ -83,7 +83,7 @@ handle_call({record, Failure}, _From, #{handle := H} = State) ->
     case insert(H, defaults(Failure, Now, State), Now) of
         {added, Id, Line} ->
             State1 = broadcast(records, Line, State),
-            autonomic_metrics:inc(autonomic_kb_recorded_total, #{origin => local}),
+            autonomic_metrics:inc(autonomic_knowledge_recorded_total, #{origin => local}),
             ok = maybe_flush_now(State1),
             {reply, {ok, Id}, State1};
         {duplicate, Id} ->
@@ -95,7 +95,7 @@ handle_call({import, Path}, _From, #{handle := H} = State) ->
     case autonomic_nif:kb_import(H, Path, now_ms()) of
         {ok, Report, Chunks} ->
             State1 = lists:foldl(fun(C, S) -> broadcast(records, C, S) end, State, Chunks),
-            autonomic_metrics:inc(autonomic_kb_recorded_total, #{origin => import}, maps:get(added, Report)),
+            autonomic_metrics:inc(autonomic_knowledge_recorded_total, #{origin => import}, maps:get(added, Report)),
             ok = maybe_flush_now(State1),
             _ = autonomic_events:publish(kb_imported, Report#{file => Path}),
             logger:info("knowledge base: imported ~ts: ~p", [Path, Report], ?LOG),
@@ -336,12 +336,12 @@ flusher(H, Ms, Last) ->
 flush(H, Last) ->
     case autonomic_nif:kb_flush(H) of
         {ok, #{lines := Lines, snapshot := Snapshot}} ->
-            Lines > 0 andalso autonomic_metrics:inc(autonomic_kb_flushed_lines_total, #{}, Lines),
-            Snapshot andalso autonomic_metrics:inc(autonomic_kb_snapshots_total, #{}),
+            Lines > 0 andalso autonomic_metrics:inc(autonomic_knowledge_flushed_lines_total, #{}, Lines),
+            Snapshot andalso autonomic_metrics:inc(autonomic_knowledge_snapshots_total, #{}),
             Last =/= ok andalso logger:notice("knowledge base: flushing works again", [], ?LOG),
             ok;
         {error, Why} = Error ->
-            autonomic_metrics:inc(autonomic_kb_flush_errors_total, #{}),
+            autonomic_metrics:inc(autonomic_knowledge_flush_errors_total, #{}),
             %% Reported once per outage, not at every retry.
             Last =:= ok andalso report_flush_failure(Why),
             Error
@@ -364,12 +364,12 @@ broadcast(Type, Payload, State) ->
 
 send(Peer, Type, Payload, #{epoch := Epoch, resync := Resync} = State) ->
     Msg = {?TAG, ?PROTO, Type, self(), Epoch, Payload},
-    autonomic_metrics:inc(autonomic_kb_sync_messages_total, #{type => Type}),
+    autonomic_metrics:inc(autonomic_knowledge_sync_messages_total, #{type => Type}),
     case erlang:send(Peer, Msg, [noconnect, nosuspend]) of
         ok ->
             State;
         _NotSent ->
-            autonomic_metrics:inc(autonomic_kb_sync_dropped_total, #{type => Type}),
+            autonomic_metrics:inc(autonomic_knowledge_sync_dropped_total, #{type => Type}),
             State#{resync := Resync#{Peer => true}}
     end.
 
@@ -433,7 +433,7 @@ peer_message(Type, From, _Payload, State) ->
 
 merge(Lines, Origin, #{handle := H} = State) ->
     {ok, #{added := Added, rejected := Rejected}} = autonomic_nif:kb_merge(H, Lines, now_ms()),
-    Added > 0 andalso autonomic_metrics:inc(autonomic_kb_recorded_total, #{origin => Origin}, Added),
+    Added > 0 andalso autonomic_metrics:inc(autonomic_knowledge_recorded_total, #{origin => Origin}, Added),
     Rejected > 0 andalso logger:debug("knowledge base: ~b records from a peer not kept", [Rejected], ?LOG),
     {Added, State}.
 
@@ -445,12 +445,12 @@ bad_message(From, Type, Why, State) ->
 
 declare_metrics() ->
     Counters = [
-        {autonomic_kb_recorded_total, "Failures added to the knowledge base on this node, by origin (local, peer, import)."},
-        {autonomic_kb_flushed_lines_total, "Records appended to the knowledge base log."},
-        {autonomic_kb_snapshots_total, "Knowledge base snapshots written by the flusher."},
-        {autonomic_kb_flush_errors_total, "Failed knowledge base flushes (records stay pending and are retried)."},
-        {autonomic_kb_sync_messages_total, "Knowledge base messages sent to other nodes, by type."},
-        {autonomic_kb_sync_dropped_total, "Knowledge base messages not sent (peer busy or gone); repaired by anti-entropy."}
+        {autonomic_knowledge_recorded_total, "Failures added to the knowledge base on this node, by origin (local, peer, import)."},
+        {autonomic_knowledge_flushed_lines_total, "Records appended to the knowledge base log."},
+        {autonomic_knowledge_snapshots_total, "Knowledge base snapshots written by the flusher."},
+        {autonomic_knowledge_flush_errors_total, "Failed knowledge base flushes (records stay pending and are retried)."},
+        {autonomic_knowledge_sync_messages_total, "Knowledge base messages sent to other nodes, by type."},
+        {autonomic_knowledge_sync_dropped_total, "Knowledge base messages not sent (peer busy or gone); repaired by anti-entropy."}
     ],
     lists:foreach(fun({Name, Help}) -> ok = autonomic_metrics:declare(Name, counter, Help) end, Counters),
     autonomic_metrics:register_collector(kb, fun collect/0).
@@ -464,22 +464,23 @@ collect() ->
             I = autonomic_nif:kb_info(H),
             G = fun(Name, Help, Key) -> {Name, gauge, Help, [{#{}, maps:get(Key, I)}]} end,
             [
-                G(autonomic_kb_records, "Failures in the knowledge base on this node.", records),
-                G(autonomic_kb_max_records, "History limit of the knowledge base.", max_records),
-                G(autonomic_kb_symptoms, "Distinct symptoms interned by the knowledge base.", symptoms),
-                G(autonomic_kb_pending_lines, "Records added since the last flush (lost on kill -9).", pending_lines),
-                G(autonomic_kb_log_lines, "Records in the knowledge base log since its snapshot.", log_lines),
-                G(autonomic_kb_epoch, "Epoch of the last clear (ms since the Unix epoch; 0: never cleared).", epoch),
-                {autonomic_kb_evictions_total, counter, "Records removed from the knowledge base, by reason.",
+                G(autonomic_knowledge_records, "Failures in the knowledge base on this node.", records),
+                G(autonomic_knowledge_max_records, "History limit of the knowledge base.", max_records),
+                G(autonomic_knowledge_symptoms, "Distinct symptoms interned by the knowledge base.", symptoms),
+                G(autonomic_knowledge_pending_lines, "Records added since the last flush (lost on kill -9).", pending_lines),
+                G(autonomic_knowledge_log_lines, "Records in the knowledge base log since its snapshot.", log_lines),
+                G(autonomic_knowledge_epoch, "Epoch of the last clear (ms since the Unix epoch; 0: never cleared).", epoch),
+                {autonomic_knowledge_evictions_total, counter, "Records removed from the knowledge base, by reason.",
                     [{#{reason => limit}, maps:get(evicted_limit, I)},
                      {#{reason => retention}, maps:get(evicted_retention, I)},
                      {#{reason => cleared}, maps:get(evicted_cleared, I)}]},
-                {autonomic_kb_read_waits_total, counter,
+                {autonomic_knowledge_read_waits_total, counter,
                     "Knowledge base reads that waited for a write (left-right: at most one batch).",
                     [{#{}, maps:get(read_waits, I)}]},
-                G(autonomic_kb_read_wait_max_ns, "Longest wait of a knowledge base read for a write, in nanoseconds.",
-                  read_wait_max_ns),
-                {autonomic_kb_queries_total, counter, "Knowledge base queries on this node, by kind.",
+                {autonomic_knowledge_read_wait_max_seconds, gauge,
+                    "Longest wait of a knowledge base read for a write, in seconds.",
+                    [{#{}, maps:get(read_wait_max_ns, I) / 1.0e9}]},
+                {autonomic_knowledge_queries_total, counter, "Knowledge base queries on this node, by kind.",
                     [{#{kind => similar}, maps:get(queries_similar, I)},
                      {#{kind => recommend}, maps:get(queries_recommend, I)},
                      {#{kind => success_rate}, maps:get(queries_success_rate, I)},

@@ -373,9 +373,9 @@ metrics_are_rendered(_Dir) ->
     _ = autonomic_kb:similar([<<"m">>]),
     Text = iolist_to_binary(autonomic_metrics:render()),
     [?assertNotEqual({Line, nomatch}, {Line, binary:match(Text, Line)})
-     || Line <- [<<"autonomic_kb_records 1">>, <<"autonomic_kb_recorded_total{origin=\"local\"}">>,
-                 <<"autonomic_kb_queries_total{kind=\"similar\"}">>, <<"autonomic_kb_evictions_total{reason=\"limit\"}">>,
-                 <<"autonomic_kb_symptoms 1">>]].
+     || Line <- [<<"autonomic_knowledge_records 1">>, <<"autonomic_knowledge_recorded_total{origin=\"local\"}">>,
+                 <<"autonomic_knowledge_queries_total{kind=\"similar\"}">>, <<"autonomic_knowledge_evictions_total{reason=\"limit\"}">>,
+                 <<"autonomic_knowledge_symptoms 1">>]].
 
 %%% Other configurations, each with its own application start
 
