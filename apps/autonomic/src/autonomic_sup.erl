@@ -15,6 +15,8 @@ init([]) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
     Children = [
         #{id => autonomic_metrics, start => {autonomic_metrics, start_link, []}},
-        #{id => autonomic_events, start => {pg, start_link, [autonomic_events:scope()]}}
+        #{id => autonomic_events, start => {pg, start_link, [autonomic_events:scope()]}},
+        %% Owns the default `audit' ledger; its shutdown waits for appends in flight to be durable.
+        #{id => autonomic_ledger_owner, start => {autonomic_ledger_owner, start_link, []}, shutdown => 30000}
     ],
     {ok, {Flags, Children}}.
