@@ -127,7 +127,7 @@ open(Name, Opts) ->
             case Opts of
                 #{dir := Dir} ->
                     case dir_binary(Dir) of
-                        {ok, DirBin} -> open_dir(Name, DirBin, maps:get(fsync, Opts, ?DEFAULT_FSYNC));
+                        {ok, DirBin} -> open_dir(Name, Dir, DirBin, maps:get(fsync, Opts, ?DEFAULT_FSYNC));
                         error -> {error, {invalid_dir, Dir}}
                     end;
                 #{} ->
@@ -135,13 +135,15 @@ open(Name, Opts) ->
             end
     end.
 
-open_dir(Name, Dir, Fsync) ->
+open_dir(Name, Given, Dir, Fsync) ->
     T0 = erlang:monotonic_time(),
     case autonomic_nif:ledger_open(Name, Dir, Fsync) of
         {ok, Handle, Report} ->
             Ms = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, millisecond),
             log_open(Name, Dir, Fsync, Report, Ms),
             {ok, Handle};
+        {error, {invalid_dir, _}} ->
+            {error, {invalid_dir, Given}};
         {error, _} = Error ->
             Error
     end.
@@ -338,15 +340,19 @@ metrics() ->
 
 %%% Internal
 
-dir_binary(Dir) when is_binary(Dir); is_list(Dir); is_atom(Dir) ->
-    try filename:absname(Dir) of
-        Abs ->
-            case unicode:characters_to_binary(Abs, file:native_name_encoding()) of
-                Bin when is_binary(Bin), byte_size(Bin) > 0 -> {ok, Bin};
+%% A directory is a non-empty binary or flat string (file:filename_all() also allows deep lists
+%% of atoms, which filename functions flatten into surprising names: refused here).
+dir_binary(Dir) when is_binary(Dir), byte_size(Dir) > 0 ->
+    {ok, filename:absname(Dir)};
+dir_binary([_ | _] = Dir) ->
+    case io_lib:char_list(Dir) of
+        true ->
+            case unicode:characters_to_binary(filename:absname(Dir), unicode, file:native_name_encoding()) of
+                Bin when is_binary(Bin) -> {ok, Bin};
                 _ -> error
-            end
-    catch
-        error:_ -> error
+            end;
+        false ->
+            error
     end;
 dir_binary(_) ->
     error.
