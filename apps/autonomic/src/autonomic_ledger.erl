@@ -170,9 +170,14 @@ append(Ledger, Action, Result) ->
     case autonomic_nif:ledger_append(Ledger, Action, Result, Ref) of
         ok ->
             %% The writer thread answers every accepted append exactly once, after its fsync (or
-            %% with the error that prevented it), also when the ledger closes meanwhile.
+            %% with the error that prevented it), also when the ledger closes meanwhile. It sends
+            %% only what the caller does not hold already.
             receive
-                {Ref, Reply} -> Reply
+                {Ref, {ok, Seq, Timestamp, <<Id:36/binary, PrevHash:32/binary, Hash:32/binary>>}} ->
+                    {ok, #{seq => Seq, id => Id, timestamp => Timestamp, action => Action,
+                           result => Result, prev_hash => PrevHash, hash => Hash}};
+                {Ref, {error, _} = Error} ->
+                    Error
             end;
         {error, _} = Error ->
             Error

@@ -8,9 +8,8 @@
 //! * The process that opens a ledger owns it: the ledger closes when that process exits (a
 //!   resource monitor), or on `ledger_close/1`.
 //! * Appends never touch a file on the caller's scheduler: `ledger_append/4` copies the payload,
-//!   queues it for the ledger's commit thread and returns `ok`; the thread replies
-//!   `{Ref, {ok, Receipt} | {error, Reason}}` to the caller (`OwnedEnv::send_and_clear`) once the
-//!   fsync covering the record is done. Opening (recovery), closing (draining), verify and every
+//!   queues it for the ledger's commit thread and returns `ok`; the thread replies to the caller
+//!   (`OwnedEnv::send_and_clear`, from an env pool) once the fsync covering the record is done. Opening (recovery), closing (draining), verify and every
 //!   read of records from disk run on dirty I/O schedulers; sizes, roots and proofs take
 //!   microseconds and run on normal schedulers.
 
@@ -18,13 +17,13 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use autonomic_core::ledger::commit::{Committer, FsyncPolicy, Refused, Replier};
 use autonomic_core::ledger::{
-    self, ConsistencyProof, InclusionProof, Ledger, LedgerError, OpenReport, ProofError, Receipt,
-    RecordId, StatsSnapshot, Verification, BATCH_CLASSES, MAX_PAYLOAD,
+    self, Appended, ConsistencyProof, InclusionProof, Ledger, LedgerError, OpenReport, ProofError,
+    Receipt, RecordId, StatsSnapshot, Verification, BATCH_CLASSES, MAX_PAYLOAD,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustler::env::SavedTerm;
@@ -104,11 +103,36 @@ const MAX_INTERVAL_MS: u64 = 60_000;
 const CLOSING_WAIT: Duration = Duration::from_secs(10);
 
 /// One queued append: who waits, and the reference it waits for, kept in an env of its own so
-/// the commit thread can send it back.
+/// the commit thread can send it back (the same env then carries the reply).
 struct Tag {
     pid: LocalPid,
     env: OwnedEnv,
     reference: SavedTerm,
+}
+
+/// Process-independent envs for reply messages, reused: allocating one per append (it embeds a
+/// whole phony process) costs more than the rest of an append. Sending clears an env; the commit
+/// thread hands the cleared envs of a batch back here at once.
+#[derive(Default)]
+struct EnvPool(Mutex<Vec<OwnedEnv>>);
+
+/// Length of the binary of a successful append's reply: id text, prev_hash, hash.
+const PACKED_LEN: usize = RecordId::TEXT_LEN + 32 + 32;
+
+/// Envs kept for reuse, at most (each is about a kilobyte).
+const ENV_POOL_MAX: usize = 4096;
+
+impl EnvPool {
+    fn take(&self) -> OwnedEnv {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, envs: &mut Vec<OwnedEnv>) {
+        let mut pool = self.0.lock();
+        let room = ENV_POOL_MAX.saturating_sub(pool.len());
+        pool.extend(envs.drain(..).take(room));
+        envs.clear();
+    }
 }
 
 struct Open {
@@ -124,6 +148,7 @@ pub struct LedgerResource {
     dir: PathBuf,
     /// `None` once closed (the commit thread may still be draining).
     open: RwLock<Option<Open>>,
+    envs: Arc<EnvPool>,
 }
 
 #[rustler::resource_impl]
@@ -192,10 +217,15 @@ fn lookup(name: Atom) -> Option<ResourceArc<LedgerResource>> {
 struct NifReplier {
     name: Atom,
     dir: PathBuf,
+    envs: Arc<EnvPool>,
+    used: Vec<OwnedEnv>,
 }
 
 impl Replier<Tag> for NifReplier {
-    fn reply(&mut self, tag: Tag, outcome: Result<Receipt, &LedgerError>) {
+    /// Sends `{Ref, {ok, Seq, Timestamp, <<Id:36/binary, PrevHash:32/binary, Hash:32/binary>>}}`
+    /// or `{Ref, {error, Reason}}`; the caller adds the action and result it holds to make the
+    /// receipt.
+    fn reply(&mut self, tag: Tag, outcome: Result<&Appended, &LedgerError>) {
         let Tag {
             pid,
             mut env,
@@ -203,12 +233,27 @@ impl Replier<Tag> for NifReplier {
         } = tag;
         // A dead caller cannot receive: the record stays appended, like a call whose caller died.
         let _ = env.send_and_clear(&pid, |e| {
-            let reply = match &outcome {
-                Ok(receipt) => (atoms::ok(), encode_receipt(e, receipt)).encode(e),
+            let reply = match outcome {
+                Ok(a) => {
+                    // One binary for the id and both hashes: one allocation instead of three
+                    // (the caller splits it into sub-binaries).
+                    let mut packed = [0u8; PACKED_LEN];
+                    let (id, hashes) = packed.split_at_mut(RecordId::TEXT_LEN);
+                    let (prev, hash) = hashes.split_at_mut(32);
+                    id.copy_from_slice(&a.id.to_text());
+                    prev.copy_from_slice(&a.prev_hash);
+                    hash.copy_from_slice(&a.hash);
+                    (atoms::ok(), a.seq, a.timestamp, bin(e, &packed)).encode(e)
+                }
                 Err(err) => (atoms::error(), encode_error(e, err)).encode(e),
             };
             (reference.load(e), reply)
         });
+        self.used.push(env);
+    }
+
+    fn batch_done(&mut self) {
+        self.envs.give_back(&mut self.used);
     }
 
     fn closed(&mut self) {
@@ -507,11 +552,14 @@ fn ledger_open<'a>(env: Env<'a>, name: Term<'a>, dir: Term<'a>, fsync: Term<'a>)
     if let Err(reason) = reserve(env, name, &dir) {
         return reason;
     }
+    let envs = Arc::new(EnvPool::default());
     let opened =
         ledger::open(&dir, ledger::Options::default()).and_then(|(ledger, writer, report)| {
             let replier = NifReplier {
                 name,
                 dir: dir.clone(),
+                envs: Arc::clone(&envs),
+                used: Vec::new(),
             };
             let thread_name = format!("ledger-{}", name_text(env, name));
             let committer = Committer::spawn(writer, policy, replier, &thread_name)?;
@@ -528,6 +576,7 @@ fn ledger_open<'a>(env: Env<'a>, name: Term<'a>, dir: Term<'a>, fsync: Term<'a>)
         name,
         dir: dir.clone(),
         open: RwLock::new(None),
+        envs,
     });
     let monitor = env.monitor(&resource, &env.pid());
     *resource.open.write() = Some(Open {
@@ -571,7 +620,7 @@ fn ledger_close<'a>(env: Env<'a>, handle: Term<'a>) -> Term<'a> {
 }
 
 /// `ledger_append(Ledger, Action, Result, Ref) -> ok | {error, Reason}`; on `ok` the caller
-/// receives `{Ref, {ok, Receipt} | {error, Reason}}` after the record's fsync.
+/// receives its reply (see `NifReplier::reply`) after the record's fsync.
 #[rustler::nif]
 fn ledger_append<'a>(
     env: Env<'a>,
@@ -597,7 +646,7 @@ fn ledger_append<'a>(
     if !reference.is_ref() {
         return err(env, (atoms::internal(), reference));
     }
-    let tag_env = OwnedEnv::new();
+    let tag_env = res.envs.take();
     let saved = tag_env.save(reference);
     let tag = Tag {
         pid: env.pid(),

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Entry, Ledger, LedgerError, Receipt, Writer};
+use super::{Appended, Entry, Ledger, LedgerError, Writer};
 
 /// Most records one group-commit batch takes.
 pub const MAX_BATCH_RECORDS: usize = 8192;
@@ -47,8 +47,11 @@ pub enum FsyncPolicy {
 /// Delivers outcomes; runs on the commit thread.
 pub trait Replier<T>: Send {
     /// Answers one submission, after the fsync that made its record durable (or with the error
-    /// that prevented it).
-    fn reply(&mut self, tag: T, outcome: Result<Receipt, &LedgerError>);
+    /// that prevented it). The submitter still holds the action and result it appended.
+    fn reply(&mut self, tag: T, outcome: Result<&Appended, &LedgerError>);
+
+    /// Called after the replies of each batch.
+    fn batch_done(&mut self) {}
 
     /// Called once, last, after the writer (its files and the directory lock) is gone.
     fn closed(&mut self) {}
@@ -246,19 +249,14 @@ fn commit_batch<T, R: Replier<T>>(
         // The writer's state is unknown after a panic: no more appends through it.
         *writer = None;
     }
+    entries.clear();
     match outcome {
         Ok(appended) => {
-            for ((a, e), tag) in appended
-                .into_iter()
-                .zip(entries.drain(..))
-                .zip(tags.drain(..))
-            {
-                let receipt = a.into_receipt(e.action, e.result);
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Ok(receipt))));
+            for (a, tag) in appended.iter().zip(tags.drain(..)) {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Ok(a))));
             }
         }
         Err(e) => {
-            entries.clear();
             for tag in tags.drain(..) {
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Err(&e))));
             }
@@ -270,7 +268,7 @@ fn commit_batch<T, R: Replier<T>>(
         let e = LedgerError::Internal("record without receipt");
         let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Err(&e))));
     }
-    entries.clear();
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.batch_done()));
 }
 
 #[cfg(test)]
@@ -279,13 +277,15 @@ mod tests {
     use crate::ledger::{open, Options, Verification};
     use std::sync::mpsc;
 
-    type Reply = (u64, Result<Receipt, String>);
+    type Reply = (u64, Result<Appended, String>);
 
     struct Chan(mpsc::Sender<Reply>);
 
     impl Replier<u64> for Chan {
-        fn reply(&mut self, tag: u64, outcome: Result<Receipt, &LedgerError>) {
-            let _ = self.0.send((tag, outcome.map_err(|e| e.to_string())));
+        fn reply(&mut self, tag: u64, outcome: Result<&Appended, &LedgerError>) {
+            let _ = self
+                .0
+                .send((tag, outcome.copied().map_err(|e| e.to_string())));
         }
         fn closed(&mut self) {
             let _ = self.0.send((u64::MAX, Err("closed".into())));
@@ -312,7 +312,7 @@ mod tests {
                 thread::spawn(move || {
                     for i in 0..500u64 {
                         let tag = t * 1000 + i;
-                        c.submit(Entry::new(format!("a{t}"), i.to_be_bytes().to_vec()), tag)
+                        c.submit(Entry::new(format!("a{t}"), i.to_be_bytes()), tag)
                             .map_err(|(r, _)| r)
                             .expect("submit");
                     }
@@ -326,9 +326,11 @@ mod tests {
         let mut seqs = std::collections::HashSet::new();
         for _ in 0..4000 {
             let (tag, outcome) = rx.recv_timeout(Duration::from_secs(30)).expect("reply");
-            let receipt = outcome.expect("appended");
+            let appended = outcome.expect("appended");
             assert!(seen.insert(tag), "tag {tag} answered twice");
-            assert!(seqs.insert(receipt.seq));
+            assert!(seqs.insert(appended.seq));
+            let receipt = c.ledger().read(appended.seq).expect("read");
+            assert_eq!(receipt.hash, appended.hash);
             assert_eq!(receipt.result, (tag % 1000).to_be_bytes().to_vec());
         }
         let ledger = c.ledger().clone();

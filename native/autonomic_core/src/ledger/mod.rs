@@ -74,23 +74,36 @@ impl Default for Options {
     }
 }
 
-/// One append: what was done and what came of it. At most [`MAX_PAYLOAD`] bytes together.
+/// One append: what was done and what came of it, at most [`MAX_PAYLOAD`] bytes together. Both
+/// live in one allocation (an entry crosses threads, from the caller to the commit thread).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub action: Vec<u8>,
-    pub result: Vec<u8>,
+    bytes: Vec<u8>,
+    action_len: usize,
 }
 
 impl Entry {
-    pub fn new(action: impl Into<Vec<u8>>, result: impl Into<Vec<u8>>) -> Self {
+    pub fn new(action: impl AsRef<[u8]>, result: impl AsRef<[u8]>) -> Self {
+        let (action, result) = (action.as_ref(), result.as_ref());
+        let mut bytes = Vec::with_capacity(action.len() + result.len());
+        bytes.extend_from_slice(action);
+        bytes.extend_from_slice(result);
         Entry {
-            action: action.into(),
-            result: result.into(),
+            bytes,
+            action_len: action.len(),
         }
     }
 
+    pub fn action(&self) -> &[u8] {
+        self.bytes.get(..self.action_len).unwrap_or_default()
+    }
+
+    pub fn result(&self) -> &[u8] {
+        self.bytes.get(self.action_len..).unwrap_or_default()
+    }
+
     pub fn payload_len(&self) -> usize {
-        self.action.len() + self.result.len()
+        self.bytes.len()
     }
 
     pub fn check(&self) -> Result<(), LedgerError> {
@@ -236,22 +249,36 @@ struct SegmentInfo {
 }
 
 /// What readers see: only records that are durable.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     tree: Tree,
     root: Hash,
     /// Per seq: segment index (high bits) and byte offset of its frame.
     locs: ChunkedVec<u64>,
+    /// Per seq: the receipt id. The writer makes ids strictly increasing, so `get` is a binary
+    /// search; only a ledger whose files were changed can break the order (`ids_sorted` turns
+    /// false, and `get` falls back to a scan).
+    ids: ChunkedVec<RecordId>,
+    ids_sorted: bool,
     segments: Vec<SegmentInfo>,
+}
+
+impl State {
+    fn push_id(&mut self, id: RecordId) {
+        let len = self.ids.len();
+        if len > 0 && self.ids.get(len - 1).is_some_and(|last| last >= id) {
+            self.ids_sorted = false;
+        }
+        self.ids.push(id);
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
     state: RwLock<State>,
-    /// Only read by `get` (a dirty-scheduler call in the NIF), so a resize under this lock never
-    /// delays the readers of `state`.
-    ids: Mutex<HashMap<RecordId, u64>>,
+    /// Only read by `by_action` (a dirty-scheduler call in the NIF), so a resize under this lock
+    /// never delays the readers of `state`.
     actions: Mutex<HashMap<Vec<u8>, Vec<u64>>>,
     stats: Stats,
 }
@@ -315,8 +342,14 @@ pub fn open(dir: &Path, options: Options) -> Result<(Ledger, Writer, OpenReport)
         found.push((0, path));
     }
 
-    let mut state = State::default();
-    let mut ids = HashMap::new();
+    let mut state = State {
+        tree: Tree::default(),
+        root: ZERO_HASH,
+        locs: ChunkedVec::default(),
+        ids: ChunkedVec::default(),
+        ids_sorted: true,
+        segments: Vec::new(),
+    };
     let mut actions: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
     let mut frontier = Frontier::default();
     let mut tip = ZERO_HASH;
@@ -341,7 +374,7 @@ pub fn open(dir: &Path, options: Options) -> Result<(Ledger, Writer, OpenReport)
                 tree.push_node(level, hash)
             });
             state.locs.push(pack(index, offset));
-            ids.insert(body.id, seq);
+            state.push_id(body.id);
             match actions.get_mut(body.action) {
                 Some(seqs) => seqs.push(seq),
                 None => {
@@ -394,7 +427,6 @@ pub fn open(dir: &Path, options: Options) -> Result<(Ledger, Writer, OpenReport)
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         state: RwLock::new(state),
-        ids: Mutex::new(ids),
         actions: Mutex::new(actions),
         stats: Stats::default(),
     });
@@ -500,7 +532,7 @@ impl Writer {
 
         for (i, e) in entries.iter().enumerate() {
             let seq = self.next_seq + i as u64;
-            let frame = record::frame_len(e.action.len(), e.result.len()) as u64;
+            let frame = record::frame_len(e.action().len(), e.result().len()) as u64;
             if self.seg_records > 0
                 && self.seg_len + self.buf.len() as u64 + frame > self.segment_bytes
             {
@@ -516,8 +548,8 @@ impl Writer {
                     id: &id,
                     prev_hash: &prev_hash,
                     timestamp,
-                    action: &e.action,
-                    result: &e.result,
+                    action: e.action(),
+                    result: e.result(),
                 },
             );
             self.tip = hash;
@@ -615,21 +647,18 @@ impl Writer {
             for loc in locs {
                 st.locs.push(loc);
             }
-            st.root = root;
-        }
-        {
-            let mut ids = self.shared.ids.lock();
             for a in appended {
-                ids.insert(a.id, a.seq);
+                st.push_id(a.id);
             }
+            st.root = root;
         }
         {
             let mut actions = self.shared.actions.lock();
             for (e, a) in entries.iter().zip(appended) {
-                match actions.get_mut(&e.action) {
+                match actions.get_mut(e.action()) {
                     Some(seqs) => seqs.push(a.seq),
                     None => {
-                        actions.insert(e.action.clone(), vec![a.seq]);
+                        actions.insert(e.action().to_vec(), vec![a.seq]);
                     }
                 }
             }
@@ -721,11 +750,45 @@ impl Ledger {
 
     /// The receipt with this id, read from disk.
     pub fn get(&self, id: &RecordId) -> Result<Option<Receipt>, LedgerError> {
-        let seq = self.shared.ids.lock().get(id).copied();
-        match seq {
+        match self.find_id(id) {
             Some(seq) => self.read_seqs(&[seq]).map(|mut v| v.pop()),
             None => Ok(None),
         }
+    }
+
+    fn find_id(&self, id: &RecordId) -> Option<u64> {
+        let st = self.shared.state.read();
+        let n = st.ids.len();
+        if st.ids_sorted {
+            let (mut lo, mut hi) = (0usize, n);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match st.ids.get(mid)?.cmp(id) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => return Some(mid as u64),
+                }
+            }
+            return None;
+        }
+        // Only for a ledger whose files were changed: a scan, in chunks so that the read lock
+        // is never held for long.
+        drop(st);
+        const CHUNK: usize = 1 << 16;
+        let mut buf = Vec::with_capacity(CHUNK);
+        let mut start = 0usize;
+        while start < n {
+            buf.clear();
+            self.shared.state.read().ids.copy_to(start, &mut buf, CHUNK);
+            if buf.is_empty() {
+                break;
+            }
+            if let Some(i) = buf.iter().position(|x| x == id) {
+                return Some((start + i) as u64);
+            }
+            start += buf.len();
+        }
+        None
     }
 
     /// Receipt `seq`.
