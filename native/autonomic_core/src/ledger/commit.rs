@@ -14,13 +14,17 @@
 //!   next one, which is all a lone appender pays and what makes thousands of concurrent
 //!   appenders cheap.
 //!
+//! With group commit, the replies of a batch are sent by a second thread while the commit thread
+//! goes on with the next batch (publication to readers happens before either, so a caller that
+//! has its receipt can read it back).
+//!
 //! Every submitted tag is answered exactly once: stopping refuses new submissions first, then the
 //! thread drains the queue (appending what was accepted) before it exits, and a panic while
 //! processing a batch answers that batch with an error and stops the writer.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -115,10 +119,28 @@ impl<T: Send + 'static> Committer<T> {
         });
         let ledger = writer.ledger();
         let thread_inner = Arc::clone(&inner);
+        let spawn_err = |e| LedgerError::io("spawn commit thread", ledger.dir(), e);
+        let answerer = match policy {
+            FsyncPolicy::Always => Answerer::Inline(replier),
+            FsyncPolicy::GroupCommit { .. } => {
+                let (tx, rx) = mpsc::channel();
+                let handle = thread::Builder::new()
+                    .name(name.chars().take(13).chain("-r".chars()).collect())
+                    .spawn(move || {
+                        let mut replier = replier;
+                        for (outcome, tags) in rx {
+                            answer(&mut replier, &outcome, tags);
+                        }
+                        let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.closed()));
+                    })
+                    .map_err(spawn_err)?;
+                Answerer::Thread { tx, handle }
+            }
+        };
         let thread = thread::Builder::new()
             .name(name.chars().take(15).collect())
-            .spawn(move || run(thread_inner, writer, policy, replier))
-            .map_err(|e| LedgerError::io("spawn commit thread", ledger.dir(), e))?;
+            .spawn(move || run(thread_inner, writer, policy, answerer))
+            .map_err(spawn_err)?;
         Ok(Committer {
             inner,
             thread: Some(thread),
@@ -179,11 +201,53 @@ impl<T> Drop for Committer<T> {
     }
 }
 
+/// A batch's outcome and its tags.
+type Answers<T> = (Result<Vec<Appended>, LedgerError>, Vec<T>);
+
+/// Who answers a batch. With group commit, a reply thread: a batch has hundreds of replies, and
+/// sending them there overlaps the next batch's write and fsync instead of delaying it. With an
+/// fsync per record, the commit thread itself: one reply is cheaper than a hand-off to another
+/// thread, which would sit on every round trip of a lone appender.
+enum Answerer<T, R> {
+    Inline(R),
+    Thread {
+        tx: mpsc::Sender<Answers<T>>,
+        handle: JoinHandle<()>,
+    },
+}
+
+impl<T, R: Replier<T>> Answerer<T, R> {
+    fn answer(&mut self, outcome: Result<Vec<Appended>, LedgerError>, tags: Vec<T>) {
+        match self {
+            Answerer::Inline(replier) => answer(replier, &outcome, tags),
+            // Only fails once the reply thread is gone, which it never is before this sender.
+            Answerer::Thread { tx, .. } => {
+                let _ = tx.send((outcome, tags));
+            }
+        }
+    }
+
+    /// After the last batch: every tag answered, then `closed()`, before this returns.
+    fn finish(self) {
+        match self {
+            Answerer::Inline(mut replier) => {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.closed()));
+            }
+            Answerer::Thread { tx, handle } => {
+                drop(tx);
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The commit thread: takes batches, appends them, and has them answered. Returns (so that a
+/// join on it completes) only after every tag is answered and the writer is gone.
 fn run<T, R: Replier<T>>(
     inner: Arc<Inner<T>>,
     writer: Writer,
     policy: FsyncPolicy,
-    mut replier: R,
+    mut answerer: Answerer<T, R>,
 ) {
     let mut writer = Some(writer);
     let mut last_sync: Option<Instant> = None;
@@ -227,29 +291,19 @@ fn run<T, R: Replier<T>>(
             q.bytes -= bytes;
         }
         last_sync = Some(Instant::now());
-        commit_batch(&mut writer, &mut entries, &mut tags, &mut replier);
+        let outcome = commit_batch(&mut writer, &mut entries);
+        answerer.answer(outcome, std::mem::take(&mut tags));
     }
     drop(writer);
-    replier.closed();
+    answerer.finish();
 }
 
-/// Appends one batch and answers its tags; empties both vectors.
-fn commit_batch<T, R: Replier<T>>(
-    writer: &mut Option<Writer>,
-    entries: &mut Vec<Entry>,
-    tags: &mut Vec<T>,
+/// Answers every tag of a batch, in order.
+fn answer<T, R: Replier<T>>(
     replier: &mut R,
+    outcome: &Result<Vec<Appended>, LedgerError>,
+    mut tags: Vec<T>,
 ) {
-    let outcome = match writer.as_mut() {
-        Some(w) => panic::catch_unwind(AssertUnwindSafe(|| w.append(entries)))
-            .unwrap_or(Err(LedgerError::Internal("panic while appending"))),
-        None => Err(LedgerError::Failed),
-    };
-    if let Err(LedgerError::Internal(_)) = outcome {
-        // The writer's state is unknown after a panic: no more appends through it.
-        *writer = None;
-    }
-    entries.clear();
     match outcome {
         Ok(appended) => {
             for (a, tag) in appended.iter().zip(tags.drain(..)) {
@@ -258,7 +312,7 @@ fn commit_batch<T, R: Replier<T>>(
         }
         Err(e) => {
             for tag in tags.drain(..) {
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Err(&e))));
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Err(e))));
             }
         }
     }
@@ -269,6 +323,24 @@ fn commit_batch<T, R: Replier<T>>(
         let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.reply(tag, Err(&e))));
     }
     let _ = panic::catch_unwind(AssertUnwindSafe(|| replier.batch_done()));
+}
+
+/// Appends one batch (emptying `entries`). After a panic the writer is dropped: its state is
+/// unknown, so nothing more is appended through it.
+fn commit_batch(
+    writer: &mut Option<Writer>,
+    entries: &mut Vec<Entry>,
+) -> Result<Vec<Appended>, LedgerError> {
+    let outcome = match writer.as_mut() {
+        Some(w) => panic::catch_unwind(AssertUnwindSafe(|| w.append(entries)))
+            .unwrap_or(Err(LedgerError::Internal("panic while appending"))),
+        None => Err(LedgerError::Failed),
+    };
+    if let Err(LedgerError::Internal(_)) = outcome {
+        *writer = None;
+    }
+    entries.clear();
+    outcome
 }
 
 #[cfg(test)]
