@@ -8,10 +8,10 @@
 //! * The process that opens a ledger owns it: the ledger closes when that process exits (a
 //!   resource monitor), or on `ledger_close/1`.
 //! * Appends never touch a file on the caller's scheduler: `ledger_append/4` copies the payload,
-//!   queues it for the ledger's commit thread and returns `ok`; the thread replies to the caller
-//!   (`OwnedEnv::send_and_clear`, from an env pool) once the fsync covering the record is done. Opening (recovery), closing (draining), verify and every
-//!   read of records from disk run on dirty I/O schedulers; sizes, roots and proofs take
-//!   microseconds and run on normal schedulers.
+//!   queues it for the ledger's commit thread and returns `ok`; the caller gets a message
+//!   (`OwnedEnv::send_and_clear`, envs from a pool) once the fsync covering its record is done.
+//!   Opening (recovery), closing (draining), verify and every read of records from disk run on
+//!   dirty I/O schedulers; sizes, roots and proofs take microseconds on normal schedulers.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -110,14 +110,14 @@ struct Tag {
     reference: SavedTerm,
 }
 
-/// Process-independent envs for reply messages, reused: allocating one per append (it embeds a
-/// whole phony process) costs more than the rest of an append. Sending clears an env; the commit
-/// thread hands the cleared envs of a batch back here at once.
-#[derive(Default)]
-struct EnvPool(Mutex<Vec<OwnedEnv>>);
-
 /// Length of the binary of a successful append's reply: id text, prev_hash, hash.
 const PACKED_LEN: usize = RecordId::TEXT_LEN + 32 + 32;
+
+/// Process-independent envs for reply messages, reused: allocating one per append (it embeds a
+/// whole phony process) costs more than the rest of an append. Sending clears an env; the thread
+/// that sends the replies hands the cleared envs of a batch back here at once.
+#[derive(Default)]
+struct EnvPool(Mutex<Vec<OwnedEnv>>);
 
 /// Envs kept for reuse, at most (each is about a kilobyte).
 const ENV_POOL_MAX: usize = 4096;
