@@ -14,7 +14,10 @@
 %%%       a raw file;</li>
 %%% </ul>
 %%% each several times, interleaved (the disk is shared, and its fsync latency drifts: a ratio is
-%%% taken between runs seconds apart, and medians are printed); then, on a ledger of 1,000,000
+%%% taken between runs seconds apart, and medians are printed). The durable appends are measured
+%%% twice: in this VM, with the emulator's default scheduler busy-waiting, and in a peer VM started
+%%% with the emulator flags of `erlang/vm.args' (the release turns busy-waiting off, which leaves
+%%% the ledger's writer thread a core when its fsync completes). Then, on a ledger of 1,000,000
 %%% receipts: the time to open it (recovery scan and Merkle rebuild) and the memory it takes,
 %%% `verify' throughput, inclusion and consistency proof times, and the pure Erlang verifier's
 %%% time to check one proof. The summary sets the figures against the targets of issue 4.
@@ -32,58 +35,107 @@ main(Opts) ->
     Root = filename:absname("bench/out/ledger"),
     _ = file:del_dir_r(Root),
     ok = filelib:ensure_path(Root),
-    Rounds = maps:get(rounds, Opts, 5),
-    Fsyncs = maps:get(fsync_records, Opts, 1500),
-    GroupN = maps:get(group_records, Opts, 200000),
-    Appenders = maps:get(appenders, Opts, 2000),
+    Cfg = #{
+        root => Root,
+        rounds => maps:get(rounds, Opts, 5),
+        fsync_records => maps:get(fsync_records, Opts, 1500),
+        group_records => maps:get(group_records, Opts, 200000),
+        appenders => maps:get(appenders, Opts, 2000)
+    },
     BigN = maps:get(big, Opts, 1000000),
+    Flags = release_vm_flags(),
     io:format("ledger benchmark: ~b schedulers, ~b dirty I/O schedulers, records of ~b bytes on disk, in ~ts~n",
               [erlang:system_info(schedulers_online), erlang:system_info(dirty_io_schedulers), ?FRAME_BYTES, Root]),
     io:format("each figure is the median of ~b rounds; the variants of a round run one after the other, so a "
-              "ratio compares runs seconds apart on the same disk~n~n", [Rounds]),
+              "ratio compares runs seconds apart on the same disk~n", [maps:get(rounds, Cfg)]),
+    io:format("durable appends are measured twice: in this VM (default scheduler busy-waiting), and in a peer "
+              "VM with the scheduler flags of erlang/vm.args, the release's (~ts)~n",
+              [lists:join(" ", Flags)]),
 
-    io:format("durable appends per second, one fdatasync per record (~b records per run)~n", [Fsyncs]),
-    FsyncVariants = [
-        {d, "(d) disk limit: Rust write+fdatasync loop", fun() -> raw_rust(Root, Fsyncs) end},
-        {d_erl, "(d) disk limit: Erlang raw write+datasync loop", fun() -> raw_erlang(Root, Fsyncs) end},
-        {b1, "(b) NIF, fsync always, 1 appender", fun() -> nif(Root, always, 1, Fsyncs) end},
-        {b16, "(b) NIF, fsync always, 16 appenders", fun() -> nif(Root, always, 16, Fsyncs div 16) end},
-        {c, "(c) pure Erlang, datasync per record", fun() -> pure_erlang(Root, Fsyncs) end}
-    ],
-    F = rounds(Rounds, FsyncVariants),
-    io:format("~ndurable appends per second, group commit (~b appenders, ~b records per run)~n",
-              [Appenders, GroupN]),
-    Each = GroupN div Appenders,
-    GroupVariants = [
-        {a, "(a) NIF, {group_commit, 0} (the default)", fun() -> nif(Root, {group_commit, 0}, Appenders, Each) end},
-        {a2, "(a) NIF, {group_commit, 2}", fun() -> nif(Root, {group_commit, 2}, Appenders, Each) end},
-        {c2, "(c2) pure Erlang, batching writer process", fun() -> pure_erlang_group(Root, Appenders, Each) end}
-    ],
-    G = rounds(max(3, Rounds div 2), GroupVariants),
+    Default = appends(Cfg),
+    print_appends("this VM, default flags", Cfg, Default),
+    Release = in_peer(Flags, fun() -> appends(Cfg) end),
+    print_appends("peer VM, release flags", Cfg, Release),
 
-    io:format("~nledger of ~b receipts~n", [BigN]),
-    Big = big_ledger(Root, BigN, Appenders),
+    io:format("~nledger of ~b receipts (this VM)~n", [BigN]),
+    Big = big_ledger(Root, BigN, maps:get(appenders, Cfg)),
 
     io:format("~nsummary (targets from issue 4); ratios are medians of per-round ratios~n"),
-    ratio("(b) 1 appender / (d) disk limit", b1, d, F, ">= 0.8"),
-    ratio("(b) 16 appenders / (d) disk limit", b16, d, F, ">= 0.8"),
-    ratio("(d) Erlang raw loop / (d) Rust loop", d_erl, d, F, ""),
-    ratio("(b) 1 appender / (c) pure Erlang", b1, c, F, ""),
-    ratio("(a) group commit / (c2) pure Erlang batching", a, c2, G, ""),
-    io:format("  ~-48s ~12s   target >= 200,000/s~n", ["(a) group commit, appends/s", fmt_rate(median(maps:get(a, G)))]),
-    io:format("  ~-48s ~12s   target >= 1,000,000/s~n", ["verify at 1M, records/s", fmt_rate(maps:get(verify, Big))]),
-    io:format("  ~-48s ~9.2f us   target < 50 us~n", ["inclusion proof at 1M, p99", maps:get(proof_p99, Big)]),
+    io:format("  ~-48s ~12s ~12s~n", ["", "default", "release"]),
+    Both = fun(Label, Fun, Target) ->
+        io:format("  ~-48s ~12s ~12s~s~n", [Label, Fun(Default), Fun(Release),
+                                           case Target of "" -> ""; _ -> "   target " ++ Target end])
+    end,
+    Ratio = fun(A, B, Section) -> fun(R) -> fmt_ratio(ratio(A, B, maps:get(Section, R))) end end,
+    Both("(b) 1 appender / (d) disk limit", Ratio(b1, d, fsync), ">= 0.8"),
+    Both("(b) 16 appenders / (d) disk limit", Ratio(b16, d, fsync), ">= 0.8"),
+    Both("(d) Erlang raw loop / (d) Rust loop", Ratio(d_erl, d, fsync), ""),
+    Both("(b) 1 appender / (c) pure Erlang", Ratio(b1, c, fsync), ""),
+    Both("(a) group commit / (c2) pure Erlang batching", Ratio(a, c2, group), ""),
+    Both("(a) group commit, appends/s", fun(R) -> fmt_rate(median(element(1, maps:get(a, maps:get(group, R))))) end,
+         ">= 200,000/s"),
+    io:format("  ~-48s ~12s~s~n", ["verify at 1M, records/s", fmt_rate(maps:get(verify, Big)),
+                                   "                target >= 1,000,000/s"]),
+    io:format("  ~-48s ~9.2f us~s~n", ["inclusion proof at 1M, p99", maps:get(proof_p99, Big),
+                                       "                target < 50 us"]),
     _ = file:del_dir_r(Root),
     ok.
 
-%% Runs every variant once per round, in order; prints each variant's median rate and returns
-%% #{Key => [Rate per round]}.
+%% Both sections of durable appends; prints nothing (it may run in a peer).
+appends(#{root := Root, rounds := Rounds, fsync_records := Fsyncs, group_records := GroupN,
+          appenders := Appenders}) ->
+    Each = GroupN div Appenders,
+    #{
+        fsync => rounds(Rounds, [
+            {d, fun() -> raw_rust(Root, Fsyncs) end},
+            {d_erl, fun() -> raw_erlang(Root, Fsyncs) end},
+            {b1, fun() -> nif(Root, always, 1, Fsyncs) end},
+            {b16, fun() -> nif(Root, always, 16, Fsyncs div 16) end},
+            {c, fun() -> pure_erlang(Root, Fsyncs) end}
+        ]),
+        group => rounds(max(3, Rounds div 2), [
+            {a, fun() -> nif(Root, {group_commit, 0}, Appenders, Each) end},
+            {a2, fun() -> nif(Root, {group_commit, 2}, Appenders, Each) end},
+            {c2, fun() -> pure_erlang_group(Root, Appenders, Each) end}
+        ])
+    }.
+
+print_appends(Where, #{fsync_records := Fsyncs, group_records := GroupN, appenders := Appenders}, R) ->
+    io:format("~ndurable appends per second, one fdatasync per record (~b records per run; ~s)~n",
+              [Fsyncs, Where]),
+    F = maps:get(fsync, R),
+    report("(d) disk limit: Rust write+fdatasync loop", d, F),
+    report("(d) disk limit: Erlang raw write+datasync loop", d_erl, F),
+    report("(b) NIF, fsync always, 1 appender", b1, F),
+    report("(b) NIF, fsync always, 16 appenders", b16, F),
+    report("(c) pure Erlang, datasync per record", c, F),
+    io:format("durable appends per second, group commit (~b appenders, ~b records per run; ~s)~n",
+              [Appenders, GroupN, Where]),
+    G = maps:get(group, R),
+    report("(a) NIF, {group_commit, 0} (the default)", a, G),
+    report("(a) NIF, {group_commit, 2}", a2, G),
+    report("(c2) pure Erlang, batching writer process", c2, G).
+
+%% Runs every variant once per round, in order: #{Key => {[Rate per round], LastExtra}}.
 rounds(N, Variants) ->
-    PerRound = [[{K, Run()} || {K, _, Run} <- Variants] || _ <- lists:seq(1, N)],
-    Rates = maps:groups_from_list(fun({K, _}) -> K end, fun({_, {R, _}}) -> R end, lists:append(PerRound)),
-    Extras = maps:from_list([{K, E} || {K, {_, E}} <- lists:last(PerRound)]),
-    [report(Label, maps:get(K, Rates), maps:get(K, Extras)) || {K, Label, _} <- Variants],
-    Rates.
+    PerRound = [[{K, Run()} || {K, Run} <- Variants] || _ <- lists:seq(1, N)],
+    Rates = maps:groups_from_list(fun({K, _}) -> K end, fun({_, {Rate, _}}) -> Rate end, lists:append(PerRound)),
+    maps:from_list([{K, {maps:get(K, Rates), Extra}} || {K, {_, Extra}} <- lists:last(PerRound)]).
+
+%% The `+' flags of erlang/vm.args (the release's emulator flags).
+release_vm_flags() ->
+    {ok, Bin} = file:read_file("erlang/vm.args"),
+    lists:append([string:lexemes(L, " ") || L <- string:split(binary_to_list(Bin), "\n", all),
+                                              lists:prefix("+", string:trim(L))]).
+
+%% Runs Fun in a fresh VM started with Flags and the same code paths; returns its result.
+in_peer(Flags, Fun) ->
+    Paths = lists:append([["-pa", P] || P <- code:get_path(), filelib:is_dir(P)]),
+    %% Not distributed: the control connection is the peer's standard I/O.
+    {ok, Peer, _Node} = peer:start(#{connection => standard_io, args => ["+P", "2000000" | Flags] ++ Paths}),
+    try peer:call(Peer, erlang, apply, [Fun, []], infinity)
+    after peer:stop(Peer)
+    end.
 
 %%% (d) the disk's limit. Each variant returns {AppendsPerSecond, Extra}.
 
@@ -270,7 +322,8 @@ big_ledger(Root, N, Appenders) ->
 
 %%% Output
 
-report(Label, Rates, Extra) ->
+report(Label, Key, Section) ->
+    {Rates, Extra} = maps:get(Key, Section),
     Lat = case Extra of
         #{p50 := P50, p99 := P99} -> io_lib:format("  append p50 ~b us, p99 ~b us", [round(P50), round(P99)]);
         _ -> ""
@@ -282,11 +335,15 @@ report(Label, Rates, Extra) ->
     io:format("  ~-50s ~12s/s  (runs: ~s)~s~s~n",
               [Label, fmt_rate(median(Rates)), lists:join(" ", [fmt_rate(R) || R <- Rates]), Lat, Fsync]).
 
-ratio(Label, A, B, Rates, Target) ->
-    Ratios = [X / Y || {X, Y} <- lists:zip(maps:get(A, Rates), maps:get(B, Rates))],
-    io:format("  ~-48s ~12.2f   (runs: ~s)~s~n",
-              [Label, median(Ratios), lists:join(" ", [io_lib:format("~.2f", [R]) || R <- Ratios]),
-               case Target of "" -> ""; _ -> "   target " ++ Target end]).
+%% {Median, PerRound} of the per-round ratios of two variants.
+ratio(A, B, Section) ->
+    {As, _} = maps:get(A, Section),
+    {Bs, _} = maps:get(B, Section),
+    Ratios = [X / Y || {X, Y} <- lists:zip(As, Bs)],
+    {median(Ratios), Ratios}.
+
+fmt_ratio({Median, _}) ->
+    io_lib:format("~.2f", [Median]).
 
 median(L) ->
     S = lists:sort(L),
