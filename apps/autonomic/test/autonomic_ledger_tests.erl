@@ -22,6 +22,8 @@ ledger_test_() ->
         fun concurrent_appenders_share_fsyncs/1,
         fun always_fsyncs_each_record/1,
         fun owner_exit_closes_the_ledger/1,
+        fun close_while_appending_answers_everyone/1,
+        fun owner_death_while_appending_answers_everyone/1,
         fun second_open_is_refused/1,
         fun bad_open_arguments/1,
         fun bad_append_arguments/1,
@@ -389,3 +391,68 @@ unknown_and_closed_handles(Dir) ->
         ok = autonomic_ledger:close(L),
         [?assertEqual({error, closed}, Result) || Result <- Calls(L)]
     end).
+
+%% Appenders that keep appending until refused; each reports what it got acknowledged.
+start_appenders(L, N) ->
+    Self = self(),
+    [spawn_link(fun() -> Self ! {appended, self(), keep_appending(L, [])} end) || _ <- lists:seq(1, N)].
+
+keep_appending(L, Acked) ->
+    case autonomic_ledger:append(L, <<"busy">>, integer_to_binary(length(Acked))) of
+        {ok, R} -> keep_appending(L, [R | Acked]);
+        {error, Reason} when Reason =:= closed; element(1, Reason) =:= unknown_ledger -> Acked
+    end.
+
+collect_appenders(Pids) ->
+    lists:append([receive {appended, P, Acked} -> Acked after 30000 -> error({appender_hung, P}) end
+                  || P <- Pids]).
+
+all_present(Dir, Acked) ->
+    L = open(Dir),
+    [?assertEqual({ok, R}, autonomic_ledger:get(L, Id)) || R = #{id := Id} <- Acked],
+    ?assertEqual(ok, autonomic_ledger:verify(L)),
+    ok = autonomic_ledger:close(L).
+
+%% Closing while 50 processes append: every one of them gets an answer (a receipt, or closed),
+%% and every receipt handed out is in the ledger when it is reopened.
+close_while_appending_answers_everyone(Dir) ->
+    {timeout, 60, ?_test(begin
+        L = open(Dir),
+        Pids = start_appenders(L, 50),
+        ok = wait_for(fun() -> autonomic_ledger:size(L) >= 500 end),
+        ok = autonomic_ledger:close(L),
+        Acked = collect_appenders(Pids),
+        ?assert(length(Acked) >= 500),
+        all_present(Dir, Acked)
+    end)}.
+
+%% The same when the owner dies instead: the NIF closes the ledger on its own.
+owner_death_while_appending_answers_everyone(Dir) ->
+    {timeout, 60, ?_test(begin
+        Self = self(),
+        Owner = spawn(fun() ->
+            {ok, L} = autonomic_ledger:open(name(), #{dir => filename:join(Dir, "ledger")}),
+            Self ! {opened, L},
+            receive never -> ok end
+        end),
+        L = receive {opened, H} -> H end,
+        Pids = start_appenders(L, 50),
+        ok = wait_for(fun() -> autonomic_ledger:size(L) >= 500 end),
+        exit(Owner, kill),
+        Acked = collect_appenders(Pids),
+        ?assert(length(Acked) >= 500),
+        all_present(Dir, Acked)
+    end)}.
+
+wait_for(Fun) ->
+    wait_for(Fun, erlang:monotonic_time(millisecond) + 20000).
+
+wait_for(Fun, Deadline) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error(timeout);
+                false -> timer:sleep(5), wait_for(Fun, Deadline)
+            end
+    end.
