@@ -30,6 +30,23 @@
 -type kb_handle() :: reference().
 -export_type([kb_handle/0]).
 
+%% Ledger (autonomic_ledger)
+-export([
+    ledger_open/3,
+    ledger_close/1,
+    ledger_append/4,
+    ledger_verify/1,
+    ledger_get/2,
+    ledger_tail/2,
+    ledger_by_action/2,
+    ledger_size/1,
+    ledger_root/1,
+    ledger_inclusion_proof/2,
+    ledger_consistency_proof/2,
+    ledger_info/1,
+    ledger_list/0
+]).
+
 -on_load(load/0).
 
 -define(LIB, "libautonomic_nif").
@@ -167,3 +184,44 @@ kb_sync_missing(_H, _Buckets, _PeerIds) -> erlang:nif_error(nif_not_loaded).
 
 -spec kb_lines(kb_handle(), [binary()]) -> {ok, [binary()]} | {error, term()}.
 kb_lines(_H, _Ids) -> erlang:nif_error(nif_not_loaded).
+%%% Ledger (native/autonomic_nif/src/ledger.rs). A handle is a resource reference; every function
+%%% but ledger_open/3 also takes the name of an open ledger.
+
+-spec ledger_open(term(), term(), term()) -> {ok, reference(), map()} | {error, term()}.
+ledger_open(_Name, _Dir, _Fsync) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_close(term()) -> ok | {error, term()}.
+ledger_close(_Ledger) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_append(term(), term(), term(), reference()) -> ok | {error, term()}.
+ledger_append(_Ledger, _Action, _Result, _Ref) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_verify(term()) -> ok | {error, term()}.
+ledger_verify(_Ledger) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_get(term(), term()) -> {ok, map()} | {error, term()}.
+ledger_get(_Ledger, _Id) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_tail(term(), term()) -> {ok, [map()]} | {error, term()}.
+ledger_tail(_Ledger, _N) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_by_action(term(), term()) -> {ok, [map()]} | {error, term()}.
+ledger_by_action(_Ledger, _Action) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_size(term()) -> non_neg_integer() | {error, term()}.
+ledger_size(_Ledger) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_root(term()) -> {non_neg_integer(), binary()} | {error, term()}.
+ledger_root(_Ledger) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_inclusion_proof(term(), term()) -> {ok, map()} | {error, term()}.
+ledger_inclusion_proof(_Ledger, _Seq) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_consistency_proof(term(), term()) -> {ok, map()} | {error, term()}.
+ledger_consistency_proof(_Ledger, _OldSize) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_info(term()) -> {ok, map()} | {error, term()}.
+ledger_info(_Ledger) -> erlang:nif_error(nif_not_loaded).
+
+-spec ledger_list() -> [{atom(), reference()}].
+ledger_list() -> erlang:nif_error(nif_not_loaded).

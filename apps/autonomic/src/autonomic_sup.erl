@@ -16,6 +16,8 @@ init([]) ->
     Children = [
         #{id => autonomic_metrics, start => {autonomic_metrics, start_link, []}},
         #{id => autonomic_events, start => {pg, start_link, [autonomic_events:scope()]}},
+        %% Owns the default `audit' ledger; its shutdown waits for appends in flight to be durable.
+        #{id => autonomic_ledger_owner, start => {autonomic_ledger_owner, start_link, []}, shutdown => 30000},
         %% The knowledge base's owner and its pg scope (autonomic_kb_sup, rest_for_one).
         #{id => autonomic_kb_sup, start => {autonomic_kb_sup, start_link, []}, type => supervisor}
     ],

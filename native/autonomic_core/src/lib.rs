@@ -6,3 +6,4 @@
 
 pub mod governor;
 pub mod kb;
+pub mod ledger;
