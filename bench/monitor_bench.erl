@@ -83,7 +83,9 @@ hang_runs_sequential(N) ->
     Peers = start_peers(hang, 4, monitor),
     ok = settle(Peers, monitor),
     Tuple = list_to_tuple(Peers),
-    Times = [begin
+    %% A stopped VM cannot notice its control channel closing: resume every peer whatever
+    %% happens, or an interrupted run leaves them stopped forever.
+    Times = try [begin
                  {_, Node, OsPid} = element((I rem tuple_size(Tuple)) + 1, Tuple),
                  flush(),
                  T0 = now_ms(),
@@ -93,7 +95,10 @@ hang_runs_sequential(N) ->
                  _ = await_detection(Node, monitor, [node_recovered], 30000),
                  timer:sleep(1000),
                  T - T0
-             end || I <- lists:seq(1, N)],
+             end || I <- lists:seq(1, N)]
+    after
+        resume_all(Peers)
+    end,
     stop_peers(Peers),
     io:format("hang, monitor: ~w~n", [Times]),
     Times.
@@ -109,6 +114,12 @@ hang_runs_parallel(N) ->
     TickPeriod = net_kernel:get_net_ticktime() * 1000 div 4,
     Offsets = lists:sort([{rand:uniform(TickPeriod), P} || P <- Peers]),
     T00 = now_ms(),
+    Times = try measure_parallel_hangs(Offsets, T00) after resume_all(Peers) end,
+    stop_peers(Peers),
+    io:format("hang, net_kernel: ~w~n", [Times]),
+    Times.
+
+measure_parallel_hangs(Offsets, T00) ->
     Starts = [begin
                   timer:sleep(max(0, T00 + Offset - now_ms())),
                   T0 = now_ms(),
@@ -116,11 +127,11 @@ hang_runs_parallel(N) ->
                   {Node, T0}
               end || {Offset, {_, Node, OsPid}} <- Offsets],
     Downs = await_nodedowns(maps:from_list(Starts), #{}, now_ms() + 60000),
-    Times = [maps:get(Node, Downs) - T0 || {Node, T0} <- Starts],
+    [maps:get(Node, Downs) - T0 || {Node, T0} <- Starts].
+
+resume_all(Peers) ->
     [os:cmd("kill -CONT " ++ OsPid) || {_, _, OsPid} <- Peers],
-    stop_peers(Peers),
-    io:format("hang, net_kernel: ~w~n", [Times]),
-    Times.
+    ok.
 
 %% The arrival time of every expected nodedown, in whatever order they come.
 await_nodedowns(Expected, Got, _Deadline) when map_size(Expected) =:= map_size(Got) ->
