@@ -474,11 +474,9 @@ adopt(Config, How, #st{config = Old, intent = Intent} = St0) ->
             logger:error("could not save epoch ~b: ~p", [epoch(Config), R], ?LOG),
             St2
     end,
-    case How of
-        commit -> ok;
-        _ -> _ = autonomic_events:publish(epoch_adopted, #{from_epoch => epoch(Old), epoch => epoch(Config),
-                                                          members => members(Config), via => How})
-    end,
+    _ = How =/= commit andalso
+            autonomic_events:publish(epoch_adopted, #{from_epoch => epoch(Old), epoch => epoch(Config),
+                                                      members => members(Config), via => How}),
     logger:notice("epoch ~b: members ~p (was ~b, ~p; via ~p)",
                   [epoch(Config), members(Config), epoch(Old), members(Old), How], ?LOG),
     {ok, St3#st{health = maps:with(interesting(Config), St3#st.health)}}.
