@@ -27,6 +27,8 @@ defaults() ->
         promise_lease_ms => 3000,
         %% The manager re-evaluates at least this often.
         check_interval_ms => 200,
+        %% Members and standby nodes not connected are connected to this often (0: never).
+        reconnect_interval_ms => 1000,
         %% Whether a node without quorum fences the governor (autonomic:set_fence/1).
         fence => true
     }.
@@ -55,7 +57,7 @@ validate() ->
     end.
 
 valid(members, V) -> element(1, quorum_rules:parse_members(V)) =:= ok;
-valid(K, V) when K =:= grace_period_ms; K =:= rejoin_after_ms -> is_integer(V) andalso V >= 0;
+valid(K, V) when K =:= grace_period_ms; K =:= rejoin_after_ms; K =:= reconnect_interval_ms -> is_integer(V) andalso V >= 0;
 valid(K, V) when K =:= vote_timeout_ms; K =:= promise_lease_ms; K =:= check_interval_ms ->
     is_integer(V) andalso V > 0;
 valid(K, V) when K =:= auto_reconfigure; K =:= fence -> is_boolean(V);

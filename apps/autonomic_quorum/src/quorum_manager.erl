@@ -46,6 +46,12 @@
 %%% committed, so adopting it is always safe): after a partition heals, the minority converges on
 %%% the highest committed epoch within a message round trip.
 %%%
+%%% <h3>Reconnection</h3>
+%%% Erlang does not reconnect nodes by itself. Every `reconnect_interval_ms' each manager tries
+%%% to connect to the members and standby nodes it is not connected to (each attempt in a
+%%% process of its own), so a node that starts joins its cluster and a cluster heals as soon as
+%%% the network lets it. A node removed by hand is neither, and is left alone.
+%%%
 %%% <h3>Node loss and rejoin</h3>
 %%% The leader ({@link quorum_leader}) runs the failure handler ({@link quorum_rules:plan/3}):
 %%% members down (or suspected) for `grace_period_ms' are removed (as many as is safe) and go on
@@ -103,7 +109,10 @@
     pending_since :: integer() | undefined,
     learned_at :: integer(),
     last_commit :: map() | undefined,
-    timer :: undefined | {reference(), integer()}
+    timer :: undefined | {reference(), integer()},
+    %% Connection attempts under way to members and standby nodes that are not connected.
+    connecting = #{} :: #{reference() => node()},
+    next_connect :: integer() | undefined
 }).
 
 %%% API
@@ -146,8 +155,8 @@ propose_membership_change(Add, Remove) ->
 
 %% @doc Everything the manager knows, for operators and tests: the configuration with weights and
 %% standby nodes, the acceptor, the peers' views, suspicions, health, the running proposal, the
-%% last change this node committed and when this node learned its epoch (`learned_at', system
-%% time in ms).
+%% last change this node committed and when this node learned its epoch (`learned_at', OS
+%% system time in ms).
 -spec info() -> map().
 info() ->
     gen_server:call(?MODULE, info).
@@ -201,7 +210,7 @@ init([]) ->
             Now = now_ms(),
             St0 = #st{path = Path, opts = Opts, config = Config, acceptor = Acceptor,
                       suspected = initially_suspected(), mode_since = Now,
-                      learned_at = erlang:system_time(millisecond),
+                      learned_at = os:system_time(millisecond),
                       health = maps:from_list([{N, {down, Now}} || N <- interesting(Config)])},
             St1 = lists:foldl(fun(N, S) -> hello(N, S) end, St0, nodes()),
             logger:notice("quorum manager started at epoch ~b, members ~p", [epoch(Config), members(Config)], ?LOG),
@@ -312,6 +321,8 @@ handle_info({'DOWN', MRef, process, _, Reason}, #st{proposal = #{mref := MRef, f
 handle_info({'DOWN', MRef, process, _, _}, #st{lease = #{mref := MRef}} = St) ->
     %% The proposer our promise was for is gone: the epoch is open to others again.
     {noreply, refresh(St#st{lease = undefined})};
+handle_info({'DOWN', MRef, process, _, _}, #st{connecting = Connecting} = St) when is_map_key(MRef, Connecting) ->
+    {noreply, St#st{connecting = maps:remove(MRef, Connecting)}};
 handle_info({'DOWN', MRef, process, _, _}, #st{peers = Peers} = St) ->
     %% A peer's manager stopped: what it said no longer holds.
     case [N || {N, #peer{mref = M}} <- maps:to_list(Peers), M =:= MRef] of
@@ -465,7 +476,7 @@ adopt(Config, How, #st{config = Old, intent = Intent} = St0) ->
         undefined -> ok
     end,
     St2 = St1#st{config = Config, acceptor = quorum_paxos:new(epoch(Config) + 1), intent = undefined,
-                 learned_at = erlang:system_time(millisecond)},
+                 learned_at = os:system_time(millisecond)},
     St3 = case persist(St2) of
         {ok, S} -> S;
         {error, R} ->
@@ -573,7 +584,24 @@ refresh(St0) ->
     St4 = note_pending(Eval, Now, St3),
     ok = leadership(Eval, St4),
     St5 = drive(Eval, Now, St4),
-    schedule(Now, advertise(St5)).
+    schedule(Now, advertise(reconnect(Now, St5))).
+
+%% Every reconnect_interval_ms, one attempt (in a process of its own: across a partition it
+%% blocks until net_setuptime) to connect to each member and standby node that is not connected.
+%% This is what heals the cluster once the network does: Erlang never reconnects by itself, and
+%% global only meshes nodes that already reach one of them.
+reconnect(Now, #st{next_connect = Next, connecting = Connecting, config = Config} = St) ->
+    Interval = opt(reconnect_interval_ms, St),
+    Due = Interval > 0 andalso is_alive() andalso (Next =:= undefined orelse Now >= Next),
+    case Due of
+        true ->
+            Busy = maps:values(Connecting),
+            Missing = [N || N <- interesting(Config), not lists:member(N, nodes()), not lists:member(N, Busy)],
+            Started = maps:from_list([{element(2, spawn_monitor(net_kernel, connect_node, [N])), N} || N <- Missing]),
+            St#st{connecting = maps:merge(Connecting, Started), next_connect = Now + Interval};
+        false ->
+            St
+    end.
 
 view(#st{config = Config, peers = Peers, suspected = Suspected} = St) ->
     Live = nodes(),
@@ -725,16 +753,16 @@ proposal_finished(Outcome, #{max_round := Round} = Detail, #st{max_round = Max} 
         _ -> now_ms() + opt(check_interval_ms, St)
     end,
     Last = case Outcome of
-        committed -> Detail#{at => erlang:system_time(millisecond)};
+        committed -> Detail#{at => os:system_time(millisecond)};
         _ -> St#st.last_commit
     end,
     St#st{proposal = undefined, retry_at = Retry, max_round = max(Max, Round), last_commit = Last}.
 
 %% Wakes at the next deadline (a grace period, a rejoin delay, a lease, the pending timeout), and
 %% at least every check_interval_ms.
-schedule(Now, #st{config = Config, timer = Timer} = St) ->
+schedule(Now, #st{config = Config, timer = Timer, next_connect = NextConnect} = St) ->
     Deadlines = [Now + opt(check_interval_ms, St),
-                 quorum_rules:next_deadline(Config, grace_health(St), plan_opts(Now, St))],
+                 quorum_rules:next_deadline(Config, grace_health(St), plan_opts(Now, St)) | [NextConnect || is_integer(NextConnect)]],
     At = lists:min(Deadlines),
     case Timer of
         {_, Current} when Current =< At -> St;
@@ -780,7 +808,8 @@ info(#st{} = St) ->
       lease => case Lease of undefined -> none; #{ballot := B} -> B end,
       peers => maps:map(fun(_, #peer{view = #{epoch := E, pending := Pd}}) -> #{epoch => E, pending => length(Pd)} end, Peers),
       suspected => maps:keys(St#st.suspected),
-      health => St#st.health,
+      %% Since when each member and standby node has been up or down here, in OS time (ms).
+      health => maps:map(fun(_, {H, T}) -> {H, os_time(T)} end, St#st.health),
       proposal => case P of undefined -> none; #{kind := K} -> K end,
       last_commit => St#st.last_commit}.
 
@@ -797,3 +826,8 @@ bool(false) -> 0.
 
 now_ms() ->
     erlang:monotonic_time(millisecond).
+
+%% A monotonic instant as OS system time: comparable across nodes on one host (Erlang system time
+%% of two VMs may differ by the time corrections each applied since it started).
+os_time(Monotonic) ->
+    os:system_time(millisecond) - (now_ms() - Monotonic).

@@ -2,8 +2,10 @@
 %%% (spawned and monitored by {@link quorum_manager}) so the manager keeps answering meanwhile.
 %%%
 %%% <ol>
-%%%   <li>Prepare: every member of epoch `E' is asked at once (`erpc:multicall' with the vote
-%%%       timeout) to promise the proposal's ballot. Without a weighted majority of promises the
+%%%   <li>Prepare: every member of epoch `E' connected to this node is asked at once
+%%%       (`erpc:multicall' with the vote timeout) to promise the proposal's ballot; the members
+%%%       not connected do not vote (asking them would set up a connection, which across a
+%%%       partition blocks until the timeout). Without a weighted majority of promises the
 %%%       proposer releases the promises it got and answers `change_in_progress' (some member
 %%%       was busy with, or had promised, another proposal) or `no_quorum'.</li>
 %%%   <li>Accept: with a majority, it proposes the value accepted at the highest ballot among the
@@ -121,11 +123,22 @@ commit(#{epoch := Epoch, members := M, change := #{add := Add, remove := Remove,
     ok.
 
 abandon(Members, Slot, Ballot) ->
-    lists:foreach(fun(N) -> ok = erpc:cast(N, quorum_manager, vote, [{abandon, Slot, Ballot}]) end, Members).
+    lists:foreach(fun(N) -> ok = erpc:cast(N, quorum_manager, vote, [{abandon, Slot, Ballot}]) end, connected(Members)).
 
+%% Only members connected now are asked: a call to another would make the distribution try to
+%% connect to it, which across a real partition blocks until the vote times out (and would
+%% reconnect what a split keeps apart). The others simply do not vote.
 ask(Nodes, Req, Timeout) ->
-    Results = erpc:multicall(Nodes, quorum_manager, vote, [Req], Timeout),
-    lists:zipwith(fun(N, R) -> {N, unwrap(R)} end, Nodes, Results).
+    Asked = connected(Nodes),
+    Results = maps:from_list(lists:zip(Asked, erpc:multicall(Asked, quorum_manager, vote, [Req], Timeout))),
+    [{N, case Results of
+             #{N := R} -> unwrap(R);
+             #{} -> {error, noconnection}
+         end} || N <- Nodes].
+
+connected(Nodes) ->
+    Up = [node() | nodes()],
+    [N || N <- Nodes, lists:member(N, Up)].
 
 unwrap({ok, Reply}) -> Reply;
 unwrap({error, {erpc, Reason}}) -> {error, Reason};

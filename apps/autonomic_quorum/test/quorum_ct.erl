@@ -13,9 +13,9 @@
 %%% </ul>
 -module(quorum_ct).
 
--export([start_cluster/2, start_node/2, stop_cluster/1, stop_all/0, connect/2, kill/1, os_pid/1]).
+-export([start_cluster/2, start_node/2, boot_node/1, start_apps/1, stop_cluster/1, stop_all/0, connect/2, kill/1, os_pid/1]).
 -export([propose_at/3]).
--export([call/4, status/1, statuses/1, wait_until/3, now_ms/0]).
+-export([call/4, status/1, statuses/1, wait_until/3, now_ms/0, pmap/2]).
 -export([checker_start/2, checker_set_peer/3, checker_sides/2, checker_stop/1, violations/2]).
 
 -define(COOKIE, "autonomic_quorum_ct").
@@ -44,15 +44,21 @@ start_cluster(N, Opts) ->
 %% @doc Starts a node again with the same name, data directory and settings (after a kill),
 %% connects it to `Others' (if any) and returns its new node map.
 -spec start_node(map(), [map()]) -> map().
-start_node(#{name := Name, node := Node} = Q, Others) ->
-    {Peer, Node} = boot(Name),
-    Q1 = Q#{peer => Peer},
+start_node(Q, Others) ->
+    Q1 = boot_node(Q),
     ok = start_apps(Q1),
     ok = case Others of
         [] -> ok;
         _ -> connect([Q1], Others)
     end,
     Q1.
+
+%% @doc Starts the VM of a node again, with the same name, without starting any application;
+%% returns the node map with its new peer. Then {@link start_apps/1}.
+-spec boot_node(map()) -> map().
+boot_node(#{name := Name, node := Node} = Q) ->
+    {Peer, Node} = boot(Name),
+    Q#{peer => Peer}.
 
 boot(Name) ->
     Paths = lists:append([["-pa", P] || P <- code:get_path(), filelib:is_dir(P)]),
@@ -107,6 +113,9 @@ spin_until(T) ->
         false -> spin_until(T)
     end.
 
+%% @doc Starts autonomic, autonomic_monitor and autonomic_quorum on a booted node, with its data
+%% directory, members and settings; its log goes to node.log in the data directory.
+-spec start_apps(map()) -> ok.
 start_apps(#{peer := Peer, dir := Dir, env := Env}) ->
     %% Each node logs to node.log in its data directory (read it when a test fails).
     ok = filelib:ensure_path(Dir),
@@ -193,6 +202,8 @@ wait_until(Fun, Show, Timeout) ->
 now_ms() ->
     erlang:monotonic_time(millisecond).
 
+%% @doc `lists:map/2' in parallel; an exception in one call is raised in the caller.
+-spec pmap(fun((term()) -> term()), [term()]) -> [term()].
 pmap(Fun, List) ->
     Self = self(),
     Refs = [begin
