@@ -53,7 +53,8 @@
 %%% the network lets it. A node removed by hand is neither, and is left alone.
 %%%
 %%% <h3>Node loss and rejoin</h3>
-%%% The leader ({@link quorum_leader}) runs the failure handler ({@link quorum_rules:plan/3}):
+%%% The leader ({@link quorum_leader}; or, while the name's holder is out of reach, the node the
+%%% leader rule picks) runs the failure handler ({@link quorum_rules:plan/3}):
 %%% members down (or suspected) for `grace_period_ms' are removed (as many as is safe) and go on
 %%% standby; standby nodes back for `rejoin_after_ms' are restored with their weights. A value left
 %%% accepted but unfinished (its proposer died) is completed by the node that would lead, once
@@ -416,11 +417,14 @@ clear_lease(#st{lease = #{mref := MRef}} = St) ->
 
 %% Phase 2 at this acceptor: first every reachable peer learns that we are about to accept
 %% (the value shows in our pending values), then we accept, persist and answer.
-start_accept(Ballot, Value, From, St) ->
+start_accept(Ballot, Value, From, #st{suspected = Suspected} = St) ->
     Ref = make_ref(),
     St1 = St#st{intent = #{ballot => Ballot, value => Value, from => From, ref => Ref}},
-    {Msg, St2} = new_state_msg(St1),
-    Targets = nodes(),
+    {{_, _, Seq, View} = Msg, St2} = new_state_msg(St1),
+    %% Suspected peers are not waited for (a hung one would hold every accept up); they get the
+    %% news as an ordinary state message, which they read before anything we send later.
+    {Hung, Targets} = lists:partition(fun(N) -> is_map_key(N, Suspected) end, nodes()),
+    _ = [erlang:send({?MODULE, N}, {quorum_state, node(), self(), Seq, View, update}, [noconnect]) || N <- Hung],
     Self = self(),
     Timeout = opt(vote_timeout_ms, St) div 2,
     _ = spawn(fun() -> notify(Self, Ref, Targets, Msg, Timeout) end),
@@ -689,9 +693,17 @@ leadership(#{have_quorum := HaveQuorum, supporters := Supporters, reachable := R
             end
     end.
 
-i_lead() ->
+%% Whether this node runs the failure handler: it holds the leader's name, or the holder is out
+%% of its reach (a hung leader keeps its connections, and so the name, until net_ticktime runs
+%% out) and the leader rule picks this node. Two nodes may drive for a moment; the vote keeps
+%% their changes apart.
+drives(#{supporters := Supporters, reachable := Reachable}, #st{config = #{members := Members}}) ->
     Holder = global:whereis_name(quorum_leader:name()),
-    is_pid(Holder) andalso Holder =:= whereis(quorum_leader).
+    Mine = whereis(quorum_leader),
+    case is_pid(Holder) andalso lists:member(node(Holder), Reachable) of
+        true -> Holder =:= Mine;
+        false -> quorum_rules:choose_leader(Members, Supporters) =:= node()
+    end.
 
 %% The failure handler and the completion of abandoned changes.
 drive(_Eval, _Now, #st{proposal = P} = St) when P =/= undefined ->
@@ -711,7 +723,7 @@ drive(#{base_quorum := Base, pending := Pending, supporters := Supporters} = Eva
                     St
             end;
         Pending =:= [], Auto ->
-            case maps:get(have_quorum, Eval) andalso i_lead() of
+            case maps:get(have_quorum, Eval) andalso drives(Eval, St) of
                 true ->
                     case quorum_rules:plan(Config, grace_health(St), plan_opts(Now, St)) of
                         none -> St;

@@ -49,7 +49,8 @@ propose(#{config := #{epoch := E, members := Weights} = Config, value := Own, ba
     Slot = E + 1,
     Members = lists:sort(maps:keys(Weights)),
     CallTimeout = max(50, T - 100),
-    Promises = ask(Members, {prepare, Slot, Ballot, Config, self(), CallTimeout}, T),
+    Promises = ask(Members, {prepare, Slot, Ballot, Config, self(), CallTimeout}, T,
+                   decided(Weights, fun({promise, _}) -> true; (_) -> false end)),
     Seen = #{max_round => max_round(Promises)},
     case newest_stale(Promises, E) of
         {stale, Newer} ->
@@ -74,7 +75,8 @@ propose(#{config := #{epoch := E, members := Weights} = Config, value := Own, ba
 
 accept_phase(#{config := #{epoch := E, members := Weights} = Config, ballot := Ballot, id := Id,
                vote_timeout := T}, Members, Slot, Value, CallTimeout, Seen) ->
-    Accepts = ask(Members, {accept, Slot, Ballot, Value, Config, CallTimeout}, T),
+    Accepts = ask(Members, {accept, Slot, Ballot, Value, Config, CallTimeout}, T,
+                  decided(Weights, fun(R) -> R =:= {accepted, Ballot} end)),
     case newest_stale(Accepts, E) of
         {stale, Newer} ->
             _ = quorum_manager:learn(Newer),
@@ -125,24 +127,56 @@ commit(#{epoch := Epoch, members := M, change := #{add := Add, remove := Remove,
 abandon(Members, Slot, Ballot) ->
     lists:foreach(fun(N) -> ok = erpc:cast(N, quorum_manager, vote, [{abandon, Slot, Ballot}]) end, connected(Members)).
 
-%% Only members connected now are asked: a call to another would make the distribution try to
-%% connect to it, which across a real partition blocks until the vote times out (and would
-%% reconnect what a split keeps apart). The others simply do not vote.
-ask(Nodes, Req, Timeout) ->
+%% Asks the members at once and waits only until the answers decide the phase (`Decided' says
+%% when) or the timeout: a member that is hung but still connected costs nothing while the
+%% others answer. Only members connected now are asked: a call to another would make the
+%% distribution try to connect to it, which across a real partition blocks until the timeout
+%% (and would reconnect what a split keeps apart). The others do not vote.
+ask(Nodes, Req, Timeout, Decided) ->
     Asked = connected(Nodes),
-    Results = maps:from_list(lists:zip(Asked, erpc:multicall(Asked, quorum_manager, vote, [Req], Timeout))),
-    [{N, case Results of
-             #{N := R} -> unwrap(R);
-             #{} -> {error, noconnection}
-         end} || N <- Nodes].
+    Self = self(),
+    Tag = make_ref(),
+    _ = [spawn(fun() -> Self ! {Tag, N, call(N, Req, Timeout)} end) || N <- Asked],
+    Replies = collect(Tag, Asked, [], Decided, erlang:monotonic_time(millisecond) + Timeout),
+    [{N, proplists:get_value(N, Replies, {error, case lists:member(N, Asked) of
+                                                    true -> timeout;
+                                                    false -> noconnection
+                                                end})} || N <- Nodes].
+
+collect(_Tag, [], Replies, _Decided, _Deadline) ->
+    Replies;
+collect(Tag, Waiting, Replies, Decided, Deadline) ->
+    case Decided(Replies, Waiting) of
+        true ->
+            Replies;
+        false ->
+            receive
+                {Tag, N, Reply} -> collect(Tag, lists:delete(N, Waiting), [{N, Reply} | Replies], Decided, Deadline)
+            after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+                Replies
+            end
+    end.
+
+call(Node, Req, Timeout) ->
+    try erpc:call(Node, quorum_manager, vote, [Req], Timeout)
+    catch
+        error:{erpc, Reason} -> {error, Reason};
+        Class:Reason -> {error, {Class, Reason}}
+    end.
+
+%% A phase is decided once a weighted majority gave the answer it needs, once that can no longer
+%% happen, or once a member answered from a later epoch.
+decided(Weights, Good) ->
+    fun(Replies, Waiting) ->
+        Yes = [N || {N, R} <- Replies, Good(R)],
+        lists:any(fun({_, {stale, _}}) -> true; (_) -> false end, Replies)
+            orelse quorum_rules:is_majority(Weights, Yes)
+            orelse not quorum_rules:is_majority(Weights, Yes ++ Waiting)
+    end.
 
 connected(Nodes) ->
     Up = [node() | nodes()],
     [N || N <- Nodes, lists:member(N, Up)].
-
-unwrap({ok, Reply}) -> Reply;
-unwrap({error, {erpc, Reason}}) -> {error, Reason};
-unwrap({Class, Reason}) -> {error, {Class, Reason}}.
 
 %% The latest configuration a member answered `stale' with, if any is later than ours.
 newest_stale(Replies, E) ->

@@ -23,7 +23,7 @@
 -export([all/0, suite/0, init_per_testcase/2, end_per_testcase/2]).
 -export([bad_input_is_refused/1, kill_one_reconfigures_and_rejoins/1, kill_three_survivors_refuse/1,
          partition_two_three_and_heal/1, concurrent_proposals_exactly_one_commits/1,
-         overlapping_cuts_shatter_safely/1]).
+         overlapping_cuts_shatter_safely/1, hang_the_leader/1]).
 
 -define(NODES, 5).
 -define(CHECK_INTERVAL_MS, 20).
@@ -32,7 +32,8 @@ suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
     [bad_input_is_refused, kill_one_reconfigures_and_rejoins, kill_three_survivors_refuse,
-     partition_two_three_and_heal, concurrent_proposals_exactly_one_commits, overlapping_cuts_shatter_safely].
+     partition_two_three_and_heal, concurrent_proposals_exactly_one_commits, overlapping_cuts_shatter_safely,
+     hang_the_leader].
 
 init_per_testcase(Case, Config) ->
     Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
@@ -277,6 +278,45 @@ overlapping_cuts_shatter_safely(Config) ->
     ok = await_members(Cluster, nodes_of(Cluster), {at_least, 2}, 10000),
     ok = await_converged(Cluster, 10000),
     ct:pal("converged ~b ms after the network allowed every connection again", [quorum_ct:now_ms() - T0]).
+
+%% Hang the leader (kill -STOP): it keeps its connections, and so global's name, for up to
+%% net_ticktime, but falls silent. The monitor suspects it within a second, the others stop
+%% counting it, and after the grace period the node the leader rule picks removes it although
+%% global still names it. Resumed (kill -CONT), it learns it is out, gives the name up, and is
+%% restored; one leader again.
+hang_the_leader(Config) ->
+    Cluster = ?config(cluster, Config),
+    Checker = ?config(checker, Config),
+    #{epoch := E0, leader := Leader} = quorum_ct:status(hd(Cluster)),
+    {[Hung], Others} = lists:partition(fun(#{node := N}) -> N =:= Leader end, Cluster),
+    OsPid = quorum_ct:os_pid(Hung),
+    %% The monitors must have heard every peer for a while: a peer never heard from has no
+    %% detector, and is never suspected.
+    ok = quorum_ct:wait_until(
+           fun() ->
+               lists:all(fun(#{node := Me} = Q) ->
+                                 Heard = quorum_ct:call(Q, mape_k_heartbeat, peers, []),
+                                 lists:all(fun(N) -> maps:get(received, maps:get(N, Heard, #{}), 0) >= 5 end,
+                                           nodes_of(Cluster) -- [Me])
+                         end, Cluster)
+           end,
+           fun() -> [{N, quorum_ct:call(Q, mape_k_heartbeat, peers, [])} || #{node := N} = Q <- Cluster] end, 10000),
+    %% A stopped node answers nothing; the checker polls the others meanwhile.
+    ok = quorum_ct:checker_set_peer(Checker, Leader, undefined),
+    T0 = quorum_ct:now_ms(),
+    _ = os:cmd("kill -STOP " ++ OsPid),
+    try
+        ok = await_members(Others, nodes_of(Others), {at_least, E0 + 1}, 5000),
+        ct:pal("hung leader ~p removed ~b ms after kill -STOP", [Leader, quorum_ct:now_ms() - T0]),
+        %% Still connected: the distribution has not noticed the hang.
+        ?assert(lists:member(Leader, quorum_ct:call(hd(Others), erlang, nodes, [])))
+    after
+        _ = os:cmd("kill -CONT " ++ OsPid)
+    end,
+    ok = quorum_ct:checker_set_peer(Checker, Leader, maps:get(peer, Hung)),
+    ok = await_members(Cluster, nodes_of(Cluster), {at_least, E0 + 2}, 10000),
+    ok = await_converged(Cluster, 10000),
+    ?assertNotEqual(Leader, await_leader(Cluster, 5000)).
 
 %%% Helpers
 
