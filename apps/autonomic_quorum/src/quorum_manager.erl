@@ -28,9 +28,10 @@
 %%%       catches up.</li>
 %%% </ul>
 %%% Before a member accepts a value it tells every peer it reaches and waits until each has taken
-%%% note (or is gone or suspected): that is what lets a group still at the old epoch see the change
-%%% coming and stop claiming quorum for it ({@link quorum_rules}, module doc). If a reachable,
-%%% unsuspected peer does not answer in time, the member refuses to accept.
+%%% note (or is gone): that is what lets a group still at the old epoch see the change coming and
+%%% stop claiming quorum for it ({@link quorum_rules}, module doc). If a reachable peer does not
+%%% answer in time, the member refuses to accept. Peers the monitor suspects get the news as an
+%%% ordinary state message and are not waited for: a hung peer must not stall every vote.
 %%%
 %%% <h3>Quorum, minority and the fence</h3>
 %%% After every event (and at least every `check_interval_ms') the manager evaluates
