@@ -221,7 +221,7 @@ partition_two_three_and_heal(Config) ->
 %% one commits, the other gets change_in_progress, and every node ends on the winner's membership.
 concurrent_proposals_exactly_one_commits(Config) ->
     Cluster = ?config(cluster, Config),
-    Rounds = 25,
+    Rounds = 40,
     Results = [race(Round, Cluster) || Round <- lists:seq(1, Rounds)],
     ct:pal("~b races: ~p", [Rounds, lists:foldl(fun(W, Acc) -> maps:update_with(W, fun(C) -> C + 1 end, 1, Acc) end, #{}, Results)]),
     ?assertEqual(Rounds, length(Results)).
