@@ -24,15 +24,17 @@
 %%% peer is never older than that peer's last accept. Now let `n' at `E' and `m' at `F >= E'
 %%% both claim quorum. If `F = E', both hold a majority of `E''s members: they share a node.
 %%% If `F > E', epoch `E + 1' was decided: a weighted majority `A' of `E' accepted its value `V'.
-%%% `n''s supporters hold a majority of `E', so one of them, `x', is in `A'; `x' accepted at
-%%% `E', so `n' knows it at `E' with `V' pending (knowing it behind would be older than its
-%%% accept, knowing it at `E + 1' would have made `n' adopt `V'), and `n' needs a majority of
-%%% `V''s members as well. If `F = E + 1', `m' holds a majority of `V''s members too: they share a
-%%% node. If `F > E + 1', epoch `E + 2' was decided by a majority of `V''s members, one of which,
-%%% `y', supports `n'; `y' accepted at `E + 1', so `n' would know it at `E + 1' and would have
-%%% adopted `V': impossible. Two nodes that claim quorum therefore always reach a common node;
-%%% two groups that cannot see each other never both have quorum. (The argument needs the
-%%% acceptor's state to survive restarts: {@link quorum_store}.)
+%%% `n''s supporters hold a majority of `E', so one of them, `x', is in `A'. `n' knows `x' at `E'
+%%% or `E - 1' (it counts no other), and not at `E - 1', which would be older than `x''s accept at
+%%% `E'; so it knows `x' at `E' with `V' pending, and needs a majority of `V''s members as well.
+%%% If `F = E + 1', `m' holds a majority of `V''s members too: they share a node. If `F > E + 1',
+%%% epoch `E + 2' was decided by a majority of `V''s members, one of which, `y', supports `n';
+%%% `n' knows `y' at `E' or `E - 1', older than `y''s accept at `E + 1': impossible. Two nodes
+%%% that claim quorum therefore always reach a common node; two groups that cannot see each other
+%%% never both have quorum. The argument needs the acceptor's state to survive restarts
+%%% ({@link quorum_store}); its one timing assumption is in how the manager treats peers the
+%%% monitor suspects (not waited for: see {@link quorum_manager}), which matters only to a node
+%%% that was itself paused past the suspicion threshold.
 -module(quorum_rules).
 
 -export([total_weight/1, quorum_size/1, weight_of/2, is_majority/2]).
