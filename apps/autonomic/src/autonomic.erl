@@ -14,6 +14,11 @@
 %%%
 %%% The governors live in a NIF (one per tenant, sharded locks, a few hundred nanoseconds per
 %%% call); bad input returns `{error, Reason}' and never changes any state.
+%%%
+%%% The node-wide fence ({@link set_fence/1}): while it is up, {@link transition/2} answers
+%%% `{ok, refuse, {shed, 100}}' to every call without reaching the governor, so a node that must
+%%% not act (the quorum manager raises it in a minority partition) sheds all work and leaves each
+%%% tenant's governor state as it was. It is one `persistent_term' read per call.
 -module(autonomic).
 
 -export([
@@ -25,6 +30,7 @@
     tenant_count/0,
     tenants_by_state/0
 ]).
+-export([set_fence/1, fenced/0]).
 
 -export_type([
     tenant/0,
@@ -34,6 +40,8 @@
     governor_info/0,
     governor_thresholds/0
 ]).
+
+-define(FENCE, {?MODULE, fence}).
 
 -type tenant() :: binary().
 %% A tenant name: a binary of 1 to 256 bytes.
@@ -67,7 +75,9 @@
 }.
 
 %% @doc Feeds one event into `Tenant''s governor and returns its new state and the action the
-%% caller should take.
+%% caller should take. While the node is fenced ({@link set_fence/1}) the answer is
+%% `{ok, refuse, {shed, 100}}' for any call, checked first: the governor is not consulted and
+%% nothing changes.
 %%
 %% Errors, none of which changes any state:
 %% <ul>
@@ -80,7 +90,10 @@
     {ok, governor_state(), governor_action()}
     | {error, invalid_tenant | {invalid_signal, term()} | {unknown_event, term()}}.
 transition(Tenant, Event) ->
-    autonomic_nif:governor_transition(Tenant, Event).
+    case persistent_term:get(?FENCE, false) of
+        false -> autonomic_nif:governor_transition(Tenant, Event);
+        true -> {ok, refuse, {shed, 100}}
+    end.
 
 %% @doc Returns a snapshot of `Tenant''s governor, or `{error, not_found}' when the tenant has
 %% sent no event yet (or was forgotten).
@@ -118,3 +131,19 @@ tenant_count() ->
 -spec tenants_by_state() -> #{governor_state() => non_neg_integer()}.
 tenants_by_state() ->
     autonomic_nif:governor_state_counts().
+
+%% @doc Raises (`true') or lowers (`false') this node's fence. While it is up, every
+%% {@link transition/2} answers `{ok, refuse, {shed, 100}}' and no governor changes. Idempotent;
+%% changing it costs a `persistent_term' update (a scan of the node's processes), so it is meant
+%% for rare events such as entering or leaving a minority partition, not for per-request use.
+-spec set_fence(boolean()) -> ok.
+set_fence(Up) when is_boolean(Up) ->
+    case persistent_term:get(?FENCE, false) of
+        Up -> ok;
+        _ -> persistent_term:put(?FENCE, Up)
+    end.
+
+%% @doc Whether this node's fence is up.
+-spec fenced() -> boolean().
+fenced() ->
+    persistent_term:get(?FENCE, false).
