@@ -16,9 +16,10 @@
 %%% call); bad input returns `{error, Reason}' and never changes any state.
 %%%
 %%% The node-wide fence ({@link set_fence/1}): while it is up, {@link transition/2} answers
-%%% `{ok, refuse, {shed, 100}}' to every call without reaching the governor, so a node that must
-%%% not act (the quorum manager raises it in a minority partition) sheds all work and leaves each
-%%% tenant's governor state as it was. It is one `persistent_term' read per call.
+%%% `{ok, refuse, {shed, 100}}' to every valid event without reaching the governor, so a node
+%%% that must not act (the quorum manager raises it in a minority partition) sheds all work and
+%%% leaves each tenant's governor state as it was. It is one atomic load per call, in the NIF,
+%%% after the arguments are validated.
 -module(autonomic).
 
 -export([
@@ -41,7 +42,6 @@
     governor_thresholds/0
 ]).
 
--define(FENCE, {?MODULE, fence}).
 
 -type tenant() :: binary().
 %% A tenant name: a binary of 1 to 256 bytes.
@@ -75,9 +75,9 @@
 }.
 
 %% @doc Feeds one event into `Tenant''s governor and returns its new state and the action the
-%% caller should take. While the node is fenced ({@link set_fence/1}) the answer is
-%% `{ok, refuse, {shed, 100}}' for any call, checked first: the governor is not consulted and
-%% nothing changes.
+%% caller should take. While the node is fenced ({@link set_fence/1}) the answer to every
+%% valid event is `{ok, refuse, {shed, 100}}': the governor is not consulted and nothing
+%% changes. Bad input gets its error either way.
 %%
 %% Errors, none of which changes any state:
 %% <ul>
@@ -90,10 +90,7 @@
     {ok, governor_state(), governor_action()}
     | {error, invalid_tenant | {invalid_signal, term()} | {unknown_event, term()}}.
 transition(Tenant, Event) ->
-    case persistent_term:get(?FENCE, false) of
-        false -> autonomic_nif:governor_transition(Tenant, Event);
-        true -> {ok, refuse, {shed, 100}}
-    end.
+    autonomic_nif:governor_transition(Tenant, Event).
 
 %% @doc Returns a snapshot of `Tenant''s governor, or `{error, not_found}' when the tenant has
 %% sent no event yet (or was forgotten).
@@ -132,18 +129,14 @@ tenant_count() ->
 tenants_by_state() ->
     autonomic_nif:governor_state_counts().
 
-%% @doc Raises (`true') or lowers (`false') this node's fence. While it is up, every
-%% {@link transition/2} answers `{ok, refuse, {shed, 100}}' and no governor changes. Idempotent;
-%% changing it costs a `persistent_term' update (a scan of the node's processes), so it is meant
-%% for rare events such as entering or leaving a minority partition, not for per-request use.
+%% @doc Raises (`true') or lowers (`false') this node's fence. While it is up, every valid
+%% {@link transition/2} answers `{ok, refuse, {shed, 100}}' and no governor changes. Idempotent,
+%% and an atomic store in the NIF: cheap at any rate.
 -spec set_fence(boolean()) -> ok.
 set_fence(Up) when is_boolean(Up) ->
-    case persistent_term:get(?FENCE, false) of
-        Up -> ok;
-        _ -> persistent_term:put(?FENCE, Up)
-    end.
+    autonomic_nif:governor_set_fence(Up).
 
 %% @doc Whether this node's fence is up.
 -spec fenced() -> boolean().
 fenced() ->
-    persistent_term:get(?FENCE, false).
+    autonomic_nif:governor_fenced().

@@ -10,6 +10,8 @@
     governor_info/1,
     governor_forget/1,
     governor_count/0,
+    governor_set_fence/1,
+    governor_fenced/0,
     governor_state_counts/0,
     governor_thresholds/0,
     governor_configure/1
@@ -89,6 +91,12 @@ governor_forget(_Tenant) -> erlang:nif_error(nif_not_loaded).
 
 -spec governor_count() -> non_neg_integer().
 governor_count() -> erlang:nif_error(nif_not_loaded).
+
+-spec governor_set_fence(boolean()) -> ok.
+governor_set_fence(_Up) -> erlang:nif_error(nif_not_loaded).
+
+-spec governor_fenced() -> boolean().
+governor_fenced() -> erlang:nif_error(nif_not_loaded).
 
 -spec governor_state_counts() -> #{autonomic:governor_state() => non_neg_integer()}.
 governor_state_counts() -> erlang:nif_error(nif_not_loaded).

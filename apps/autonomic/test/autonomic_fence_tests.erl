@@ -9,6 +9,7 @@ fence_test_() ->
     {setup, fun() -> ok end, fun(_) -> autonomic:set_fence(false) end, [
         fun refuses_without_touching_the_governor/0,
         fun new_tenant_is_not_created_while_fenced/0,
+        fun bad_input_gets_its_error_while_fenced/0,
         fun idempotent/0
     ]}.
 
@@ -38,6 +39,13 @@ new_tenant_is_not_created_while_fenced() ->
     ok = autonomic:set_fence(false),
     ?assertEqual({ok, stable, none}, autonomic:transition(T, {signal, cpu, 50})),
     ok = autonomic:forget_tenant(T).
+
+bad_input_gets_its_error_while_fenced() ->
+    ok = autonomic:set_fence(true),
+    ?assertEqual({error, invalid_tenant}, autonomic:transition(acme, {signal, cpu, 50})),
+    ?assertEqual({error, {invalid_signal, 150}}, autonomic:transition(tenant(), {signal, cpu, 150})),
+    ?assertEqual({error, {unknown_event, bogus}}, autonomic:transition(tenant(), bogus)),
+    ok = autonomic:set_fence(false).
 
 idempotent() ->
     ok = autonomic:set_fence(true),

@@ -86,6 +86,13 @@ pub const DEGRADE_THROTTLE: u8 = 25;
 /// Shedding applied when a degraded tenant crosses the refuse threshold.
 pub const REFUSE_SHED: u8 = 50;
 
+/// The answer to every valid event while the node is fenced (it is in a minority partition and
+/// must not act): refuse, and shed everything. The tenant's governor is not consulted.
+pub const FENCED: Outcome = Outcome {
+    state: State::Refuse,
+    action: Action::Shed(100),
+};
+
 /// A validated signal value: finite and within 0..=100.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Percent(f64);

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
 use autonomic_core::governor::{
-    Action, Event, Governor, Percent, State, ThresholdError, ThresholdName, Thresholds,
+    Action, Event, Governor, Outcome, Percent, State, ThresholdError, ThresholdName, Thresholds,
+    FENCED,
 };
 use parking_lot::{Mutex, RwLock};
 use rustler::{Atom, Binary, Encoder, Env, MapIterator, Term};
@@ -27,6 +29,9 @@ struct Registry {
     shards: Box<[Shard]>,
     shard_hasher: RandomState,
     thresholds: RwLock<Thresholds>,
+    /// Raised while the node must not act (a minority partition): valid events are answered
+    /// with [`FENCED`] and no governor changes.
+    fenced: AtomicBool,
     clock: Instant,
 }
 
@@ -34,6 +39,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
     shard_hasher: RandomState::new(),
     thresholds: RwLock::new(Thresholds::default()),
+    fenced: AtomicBool::new(false),
     clock: Instant::now(),
 });
 
@@ -109,7 +115,8 @@ fn encode_action<'a>(env: Env<'a>, action: Action) -> Term<'a> {
 }
 
 /// `transition(Tenant, Event) -> {ok, State, Action} | {error, Reason}`.
-/// Validation happens before any lock is taken, so bad input never changes state.
+/// Validation happens before any lock is taken, so bad input never changes state; it also
+/// comes before the fence, so bad input gets its error whether or not the node is fenced.
 #[rustler::nif]
 fn governor_transition<'a>(env: Env<'a>, tenant_term: Term<'a>, event: Term<'a>) -> Term<'a> {
     let Some(tenant) = tenant(tenant_term) else {
@@ -120,19 +127,10 @@ fn governor_transition<'a>(env: Env<'a>, tenant_term: Term<'a>, event: Term<'a>)
         Err(reason) => return reason,
     };
     let reg = &*REGISTRY;
-    let th = *reg.thresholds.read();
-    let now = reg.now_ms();
-    let outcome = {
-        let mut shard = reg.shard(tenant.as_slice()).lock();
-        match shard.get_mut(tenant.as_slice()) {
-            Some(g) => g.apply(event, &th, now),
-            None => {
-                let mut g = Governor::new(now);
-                let o = g.apply(event, &th, now);
-                shard.insert(Box::from(tenant.as_slice()), g);
-                o
-            }
-        }
+    let outcome = if reg.fenced.load(Ordering::Acquire) {
+        FENCED
+    } else {
+        apply(reg, tenant.as_slice(), event)
     };
     (
         atoms::ok(),
@@ -140,6 +138,37 @@ fn governor_transition<'a>(env: Env<'a>, tenant_term: Term<'a>, event: Term<'a>)
         encode_action(env, outcome.action),
     )
         .encode(env)
+}
+
+/// Applies a valid event to the tenant's governor, creating it on first use.
+fn apply(reg: &Registry, tenant: &[u8], event: Event) -> Outcome {
+    let th = *reg.thresholds.read();
+    let now = reg.now_ms();
+    {
+        let mut shard = reg.shard(tenant).lock();
+        match shard.get_mut(tenant) {
+            Some(g) => g.apply(event, &th, now),
+            None => {
+                let mut g = Governor::new(now);
+                let o = g.apply(event, &th, now);
+                shard.insert(Box::from(tenant), g);
+                o
+            }
+        }
+    }
+}
+
+/// `set_fence(Up :: boolean()) -> ok`: raises or lowers the node's fence (an atomic store).
+#[rustler::nif]
+fn governor_set_fence(up: bool) -> Atom {
+    REGISTRY.fenced.store(up, Ordering::Release);
+    atoms::ok()
+}
+
+/// `fenced() -> boolean()`.
+#[rustler::nif]
+fn governor_fenced() -> bool {
+    REGISTRY.fenced.load(Ordering::Acquire)
 }
 
 /// `governor_info(Tenant) -> {ok, #{state, consecutive_high, time_in_state_ms, transitions}}`.
