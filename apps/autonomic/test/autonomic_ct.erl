@@ -23,7 +23,8 @@ start_peer(Prefix) ->
     start_peer(Prefix, #{}).
 
 %% @doc As {@link start_peer/1}; `Opts' may hold `apps' (started in order, default
-%% `[autonomic]'), `env' (`[{App, Key, Value}]' set before the apps start) and `args'.
+%% `[autonomic]'), `env' (`[{App, Key, Value}]' set before the apps start), `args', and
+%% `connect' (default `true'; `false' leaves the peer unconnected to this node).
 -spec start_peer(atom(), map()) -> {pid(), node()}.
 start_peer(Prefix, Opts) ->
     Name = peer:random_name(Prefix),
@@ -35,17 +36,18 @@ start_peer(Prefix, Opts) ->
         connection => standard_io
     }),
     %% standard_io keeps the control channel off the distribution, so cutting the peer's
-    %% distribution links in a test never cuts the test's control over it.
-    pong = net_adm:ping(Node),
+    %% distribution links in a test never cuts the test's control over it. Everything below goes
+    %% through it, so a peer started with `connect => false' is prepared before it meets anyone.
+    maps:get(connect, Opts, true) andalso (pong = net_adm:ping(Node)),
     %% Loaded first: loading an application sets the keys of its .app file, overwriting any
     %% value set before.
-    [load(Node, App) || {App, _, _} <- maps:get(env, Opts, [])],
-    [ok = erpc:call(Node, application, set_env, [App, Key, Value]) || {App, Key, Value} <- maps:get(env, Opts, [])],
-    [{ok, _} = erpc:call(Node, application, ensure_all_started, [App]) || App <- maps:get(apps, Opts, [autonomic])],
+    [load(Peer, App) || {App, _, _} <- maps:get(env, Opts, [])],
+    [ok = peer:call(Peer, application, set_env, [App, Key, Value]) || {App, Key, Value} <- maps:get(env, Opts, [])],
+    [{ok, _} = peer:call(Peer, application, ensure_all_started, [App], 60000) || App <- maps:get(apps, Opts, [autonomic])],
     {Peer, Node}.
 
-load(Node, App) ->
-    case erpc:call(Node, application, load, [App]) of
+load(Peer, App) ->
+    case peer:call(Peer, application, load, [App]) of
         ok -> ok;
         {error, {already_loaded, App}} -> ok
     end.

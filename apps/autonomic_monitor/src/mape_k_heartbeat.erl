@@ -17,6 +17,13 @@
 %%% connection and the kernel's ticks alive for up to `net_ticktime', but sends no heartbeat and
 %%% is suspected within a second. `nosuspend' means a congested connection drops our heartbeat
 %%% rather than blocking this process; `noconnect' means a heartbeat never sets up a connection.
+%%%
+%%% A peer's detector normally starts with its first heartbeat. A peer that connects and never
+%%% sends one (hung right after connecting) would then never be judged, so on `nodeup' a probe
+%%% asks the peer whether it runs a heartbeat process: if it does, or if the question goes
+%%% unanswered for `?PROBE_TIMEOUT_MS' (the peer is hung), its detector starts from the moment it
+%%% connected and it is suspected like any silent peer. A peer without a monitor (a test node, a
+%%% remote shell) answers that it has none and is not expected to send heartbeats.
 -module(mape_k_heartbeat).
 -behaviour(gen_server).
 
@@ -25,6 +32,8 @@
 
 -define(HB, mape_k_hb).
 -define(BYE, mape_k_hb_bye).
+-define(PROBE, mape_k_hb_probe).
+-define(PROBE_TIMEOUT_MS, 2000).
 
 -record(peer, {
     det :: mape_k_phi:detector(),
@@ -55,8 +64,9 @@ start_link() ->
 phis() ->
     gen_server:call(?MODULE, phis, 5000).
 
-%% @doc Every peer heard from: its phi, whether it is suspected, the detector's statistics and
-%% the number of heartbeats received.
+%% @doc Every peer judged: those heard from, and those that run a heartbeat process (or did not
+%% answer the probe) but have not sent one yet; its phi, whether it is suspected, the detector's
+%% statistics and the number of heartbeats received.
 -spec peers() -> #{node() => #{phi := float(), suspected := boolean(), received := non_neg_integer(),
                                mean_ms := float(), std_ms := float()}}.
 peers() ->
@@ -136,6 +146,22 @@ handle_info({timeout, _Ref, check}, #st{next_check = Due, check_interval = I} = 
 handle_info({nodeup, Node, _Info}, St) ->
     %% Greet the newcomer at once rather than at the next tick.
     _ = erlang:send({?MODULE, Node}, {?HB, node(), St#st.seq}, [noconnect, nosuspend]),
+    Self = self(),
+    Since = now_ms(),
+    _ = spawn(fun() -> Self ! {?PROBE, Node, Since, probe(Node)} end),
+    {noreply, St};
+handle_info({?PROBE, Node, Since, Answer}, #st{peers = Peers, phi_opts = Opts} = St)
+  when Answer =:= running; Answer =:= no_answer ->
+    %% The peer runs a heartbeat process (or is too hung to say): judge it from the moment it
+    %% connected, unless a heartbeat already started its detector.
+    case not is_map_key(Node, Peers) andalso lists:member(Node, nodes()) of
+        true ->
+            D = mape_k_phi:heartbeat(mape_k_phi:new(Opts), Since),
+            {noreply, St#st{peers = Peers#{Node => #peer{det = D, received = 0}}}};
+        false ->
+            {noreply, St}
+    end;
+handle_info({?PROBE, _Node, _Since, _NoMonitor}, St) ->
     {noreply, St};
 handle_info({nodedown, Node, _Info}, #st{peers = Peers} = St) ->
     %% The node is gone: net_kernel said so, the monitor reports it. A new connection starts a
@@ -163,6 +189,17 @@ terminate(_Reason, _St) ->
     ok.
 
 %%% Internals
+
+%% Whether `Node' runs a heartbeat process: `running', `absent', `no_answer' (no reply within
+%% ?PROBE_TIMEOUT_MS) or `failed' (the connection went away).
+probe(Node) ->
+    try erpc:call(Node, erlang, whereis, [?MODULE], ?PROBE_TIMEOUT_MS) of
+        Pid when is_pid(Pid) -> running;
+        undefined -> absent
+    catch
+        error:{erpc, timeout} -> no_answer;
+        _:_ -> failed
+    end.
 
 %% Takes in every heartbeat already in the mailbox, so phi is never evaluated on stale data.
 drain(St) ->

@@ -13,14 +13,15 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
--export([crash_gives_node_down_within_1s/1, hang_gives_node_suspected_within_3s/1,
+-export([crash_gives_node_down_within_1s/1, silent_from_the_first_moment_is_suspected/1, hang_gives_node_suspected_within_3s/1,
          no_false_suspicion_under_load/1, healthy_cluster_matrix/1, stopped_monitor_is_not_a_hang/1,
          paused_observer_blames_no_one/1]).
 
 suite() -> [{timetrap, {minutes, 5}}].
 
 all() -> [healthy_cluster_matrix, crash_gives_node_down_within_1s, hang_gives_node_suspected_within_3s,
-          stopped_monitor_is_not_a_hang, paused_observer_blames_no_one, no_false_suspicion_under_load].
+          stopped_monitor_is_not_a_hang, silent_from_the_first_moment_is_suspected,
+          paused_observer_blames_no_one, no_false_suspicion_under_load].
 
 init_per_suite(Config) ->
     ok = autonomic_ct:ensure_distributed(),
@@ -119,6 +120,25 @@ stopped_monitor_is_not_a_hang(Config) ->
     %% Started again, it is heard again.
     {ok, _} = erpc:call(Node, application, ensure_all_started, [autonomic_monitor]),
     ok = await_heard(Node),
+    catch peer:stop(Peer),
+    Config.
+
+%% A peer whose heartbeat process runs but never sends (hung before its first heartbeat)
+%% connects to this node: it must be suspected like any silent peer, although no heartbeat ever
+%% started its detector. The peer is prepared over stdio before it connects.
+silent_from_the_first_moment_is_suspected(Config) ->
+    Env = [{autonomic_monitor, metrics_port, 0}],
+    {Peer, Node} = autonomic_ct:start_peer(silent, #{apps => [autonomic_monitor], env => Env, connect => false}),
+    ok = peer:call(Peer, sys, suspend, [mape_k_heartbeat]),
+    T0 = erlang:monotonic_time(millisecond),
+    true = peer:call(Peer, net_kernel, connect_node, [node()]),
+    #{detail := #{phi := Phi}} = await_event(node_suspected, Node, 10000),
+    Took = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("silent peer suspected ~b ms after connecting (phi ~.2f)", [Took, Phi]),
+    ?assert(Took =< 3000),
+    ?assertMatch(#{received := 0, suspected := true}, maps:get(Node, mape_k_heartbeat:peers())),
+    ok = peer:call(Peer, sys, resume, [mape_k_heartbeat]),
+    _ = await_event(node_recovered, Node, 5000),
     catch peer:stop(Peer),
     Config.
 
