@@ -5,3 +5,4 @@
 //! (pure transitions) from `ra_server_proc` (the process that runs them).
 
 pub mod governor;
+pub mod planner;
