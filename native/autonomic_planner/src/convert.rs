@@ -689,20 +689,28 @@ pub fn encode_plan(e: &mut Encoder, p: &Plan) {
     e.atom("planner").atom("cnode");
 }
 
-/// Plans a request's input: `{ok, Plan}` or `{error, {invalid_input, Detail}}`; true for a
-/// plan.
-pub fn plan_reply(e: &mut Encoder, t: &Term<'_>) -> bool {
-    let result = input(t).and_then(|i| plan(&i).map_err(InputError::Invalid));
-    match result {
-        Ok(p) => {
-            e.tuple(2).atom("ok");
-            encode_plan(e, &p);
-            true
-        }
+/// Plans a request's input: `{ok, Plan}` or `{error, {invalid_input, Detail}}`. Returns
+/// whether it made a plan, and the input read, so that the caller can free it after sending the
+/// reply (freeing a big topology takes a millisecond the caller need not wait for).
+pub fn plan_reply(e: &mut Encoder, t: &Term<'_>) -> (bool, Option<PlanInput>) {
+    let input = match input(t) {
+        Ok(i) => i,
         Err(err) => {
             e.tuple(2).atom("error");
             encode_input_error(e, &err);
-            false
+            return (false, None);
+        }
+    };
+    match plan(&input) {
+        Ok(p) => {
+            e.tuple(2).atom("ok");
+            encode_plan(e, &p);
+            (true, Some(input))
+        }
+        Err(err) => {
+            e.tuple(2).atom("error");
+            encode_input_error(e, &InputError::Invalid(err));
+            (false, Some(input))
         }
     }
 }
@@ -855,7 +863,7 @@ mod tests {
         let bytes = minimal(|_| {}, 0);
         let mut e = Encoder::new();
         e.version();
-        assert!(with_term(&bytes, |t| plan_reply(&mut e, t)));
+        assert!(with_term(&bytes, |t| plan_reply(&mut e, t).0));
         let back = Decoder::new(&e.buf, 1_000_000).versioned().unwrap();
         let Term::Tuple(items) = back else { panic!() };
         assert!(items[0].is_atom("ok"));

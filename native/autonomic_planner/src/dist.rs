@@ -7,7 +7,7 @@
 //! (pass-through: no distribution header, as no atom cache is negotiated), then the control
 //! message and, for sends, the payload, each a versioned external term.
 
-use crate::etf::{Decoder, Encoder, EtfError, Term};
+use crate::etf::{node_of, Decoder, Encoder, EtfError, Term};
 
 /// Pass-through message type.
 pub const PASS_THROUGH: u8 = 112;
@@ -147,7 +147,10 @@ pub fn call_head(payload: &[u8]) -> Result<Option<Call<'_>>, EtfError> {
         return Ok(None);
     }
     let (from, from_node) = match d.term()? {
-        Term::Pid { node, raw } => (raw, node.into_owned()),
+        Term::Pid(raw) => (
+            raw,
+            node_of(raw).ok_or(EtfError::BadIdentifier)?.into_owned(),
+        ),
         _ => return Ok(None),
     };
     let tag = d.skip()?;
@@ -171,7 +174,7 @@ fn alias_of(tag: &[u8]) -> Option<&[u8]> {
     }
     let at = d.cur.pos();
     match d.term().ok()? {
-        Term::Ref { .. } if d.cur.remaining() == 0 => Some(&tag[at..]),
+        Term::Ref(_) if d.cur.remaining() == 0 => Some(&tag[at..]),
         _ => None,
     }
 }

@@ -100,16 +100,10 @@ pub enum Term<'a> {
     Tuple(Vec<Term<'a>>),
     /// Pairs in the order they were encoded.
     Map(Vec<(Term<'a>, Term<'a>)>),
-    /// A pid: its node, and its whole encoding for echoing back.
-    Pid {
-        node: Cow<'a, str>,
-        raw: &'a [u8],
-    },
-    /// A reference: its node, and its whole encoding.
-    Ref {
-        node: Cow<'a, str>,
-        raw: &'a [u8],
-    },
+    /// A pid, as its whole encoding (for echoing back; [`node_of`] reads its node).
+    Pid(&'a [u8]),
+    /// A reference, as its whole encoding.
+    Ref(&'a [u8]),
     /// A port, fun or external fun (never needed beyond skipping).
     Opaque,
 }
@@ -327,33 +321,24 @@ impl<'a> Decoder<'a> {
                 Term::Map(pairs)
             }
             NEW_PID | PID => {
-                let node = self.atom_term(depth)?;
+                self.atom_term(depth)?;
                 self.cur.bytes(if tag == NEW_PID { 12 } else { 9 })?;
-                Term::Pid {
-                    node,
-                    raw: &self.cur.buf[start..self.cur.pos],
-                }
+                Term::Pid(&self.cur.buf[start..self.cur.pos])
             }
             NEWER_REFERENCE | NEW_REFERENCE => {
                 let words = usize::from(self.cur.u16()?);
                 if words == 0 || words > 5 {
                     return Err(EtfError::BadIdentifier);
                 }
-                let node = self.atom_term(depth)?;
+                self.atom_term(depth)?;
                 self.cur
                     .bytes(if tag == NEWER_REFERENCE { 4 } else { 1 } + 4 * words)?;
-                Term::Ref {
-                    node,
-                    raw: &self.cur.buf[start..self.cur.pos],
-                }
+                Term::Ref(&self.cur.buf[start..self.cur.pos])
             }
             REFERENCE => {
-                let node = self.atom_term(depth)?;
+                self.atom_term(depth)?;
                 self.cur.bytes(5)?;
-                Term::Ref {
-                    node,
-                    raw: &self.cur.buf[start..self.cur.pos],
-                }
+                Term::Ref(&self.cur.buf[start..self.cur.pos])
             }
             NEW_PORT | V4_PORT | PORT => {
                 self.atom_term(depth)?;
@@ -417,6 +402,19 @@ impl<'a> Decoder<'a> {
             // anything that outlives the call.
             _ => self.term_at(depth).map(|_| ()),
         }
+    }
+}
+
+/// The node of an encoded pid, port or reference (its first element, an atom).
+pub fn node_of(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let mut d = Decoder::new(raw, 4);
+    let tag = d.cur.u8().ok()?;
+    if matches!(tag, NEWER_REFERENCE | NEW_REFERENCE) {
+        d.cur.u16().ok()?;
+    }
+    match d.term().ok()? {
+        Term::Atom(a) => Some(a),
+        _ => None,
     }
 }
 

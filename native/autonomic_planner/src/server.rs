@@ -28,6 +28,8 @@ use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};
 use thiserror::Error;
 
+use autonomic_core::planner::PlanInput;
+
 use crate::convert;
 use crate::dist::{self, Call, Control};
 use crate::etf::{Decoder, Encoder, Term};
@@ -549,12 +551,14 @@ fn serve_call(shared: &Shared, job: &Job) {
     };
     inc(&shared.stats.calls);
     let request = &payload[call.request_at..];
+    let decoded = Decoder::new(request, MAX_TERMS).term();
+    let mut keep: Option<PlanInput> = None;
     // The planner has no known panic; should one surface, this caller gets an error and the
     // node keeps serving.
     let reply = catch_unwind(AssertUnwindSafe(|| {
         let mut e = Encoder::new();
-        match Decoder::new(request, MAX_TERMS).term() {
-            Ok(req) => answer(shared, &req, &mut e),
+        match &decoded {
+            Ok(req) => keep = answer(shared, req, &mut e),
             Err(err) => {
                 inc(&shared.stats.errors);
                 e.tuple(2)
@@ -576,21 +580,31 @@ fn serve_call(shared: &Shared, job: &Job) {
     job.conn.reply(shared, &call, |e| {
         e.raw(&reply);
     });
+    // Only now free the request: the caller is not kept waiting for that.
+    drop(keep);
+    drop(decoded);
 }
 
-fn answer(shared: &Shared, req: &Term<'_>, e: &mut Encoder) {
+/// Writes the reply to a request; returns the plan input read, if any, to be freed later.
+fn answer(shared: &Shared, req: &Term<'_>, e: &mut Encoder) -> Option<PlanInput> {
     match req {
         Term::Tuple(t) if t.len() == 2 && t[0].is_atom("plan") => {
-            if convert::plan_reply(e, &t[1]) {
-                inc(&shared.stats.plans);
+            let (planned, input) = convert::plan_reply(e, &t[1]);
+            inc(if planned {
+                &shared.stats.plans
             } else {
-                inc(&shared.stats.errors);
-            }
+                &shared.stats.errors
+            });
+            input
         }
-        Term::Atom(a) if a == "stats" => stats(shared, e),
+        Term::Atom(a) if a == "stats" => {
+            stats(shared, e);
+            None
+        }
         _ => {
             inc(&shared.stats.errors);
             e.tuple(2).atom("error").atom("unknown_request");
+            None
         }
     }
 }

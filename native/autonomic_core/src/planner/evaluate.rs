@@ -53,7 +53,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     pub fn new(p: &'p Problem<'a>) -> Self {
         let mut targets = p.affected_services.clone();
         for &n in &p.affected_nodes {
-            targets.extend_from_slice(&p.services_on[n]);
+            targets.extend(p.services_on.row(n));
         }
         let targets = p.in_topo_order(targets);
         Evaluator {
@@ -249,7 +249,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         let mut wide = Vec::new();
         for &s in t {
             match self.p.group[s] {
-                Some(g) => wide.extend_from_slice(&self.p.group_members[g]),
+                Some(g) => wide.extend(self.p.group_members.row(g)),
                 None => wide.push(s),
             }
         }
@@ -332,7 +332,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         let steps: Vec<Step> = groups
             .iter()
             .filter_map(|&g| {
-                let first = *self.p.group_members[g].first()?;
+                let first = self.p.group_members.row(g).next()?;
                 let sup = self.p.input.topology.services[first].supervisor.clone()?;
                 Some(Step::RestartSupervisor {
                     supervisor: sup,
@@ -377,7 +377,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         }
         let mut moved = Vec::new();
         for &n in removed {
-            moved.extend_from_slice(&self.p.services_on[n]);
+            moved.extend(self.p.services_on.row(n));
         }
         let moved = self.p.in_topo_order(moved);
         let radius = self.p.blast_radius(&moved);

@@ -56,9 +56,18 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The multiply-rotate state keeps input bits in its high bits only (the low bits of a
+    /// product depend only on the low bits of its factors), while hashbrown picks buckets with
+    /// the low bits: names that differ past their first bytes ("svc1000", "svc1001") would all
+    /// collide. A final avalanche (MurmurHash3's fmix64) spreads every bit over the whole word.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

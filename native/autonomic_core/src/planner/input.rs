@@ -69,6 +69,19 @@ impl Label {
         }
     }
 
+    /// A key that orders labels as [`Ord`] does whenever the keys differ: the kind (atoms
+    /// first), then the first 8 bytes as a big-endian number (zero-padded).
+    pub(crate) fn sort_prefix(&self) -> (u8, u64) {
+        let (kind, bytes) = match &self.0 {
+            LabelKind::Atom(a) => (0, a.as_bytes()),
+            LabelKind::Binary(b) => (1, b.as_slice()),
+        };
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        (kind, u64::from_be_bytes(w))
+    }
+
     /// The binary's bytes, when the label is a binary.
     pub fn as_binary(&self) -> Option<&[u8]> {
         match &self.0 {

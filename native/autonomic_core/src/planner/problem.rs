@@ -20,23 +20,61 @@ pub(crate) struct Problem<'a> {
     /// Node of each service.
     pub service_node: Vec<usize>,
     /// Services that depend directly on each service.
-    pub dependents: Vec<Vec<usize>>,
+    pub dependents: Csr,
     /// Position of each service in the topological order: by level (0 for services without
     /// dependencies, else one more than the deepest dependency), then by name.
     pub topo_pos: Vec<usize>,
     /// Services per node, in topological order.
-    pub services_on: Vec<Vec<usize>>,
+    pub services_on: Csr,
     /// Supervisor group of each service (children of one supervisor on one node), if it has a
     /// supervisor.
     pub group: Vec<Option<usize>>,
     /// Members of each group, in topological order.
-    pub group_members: Vec<Vec<usize>>,
+    pub group_members: Csr,
     /// Whether each node is named by the analysis.
     pub affected_node: Vec<bool>,
     /// Affected nodes, deduplicated, sorted by name.
     pub affected_nodes: Vec<usize>,
     /// Affected services, deduplicated, in topological order.
     pub affected_services: Vec<usize>,
+}
+
+/// Rows of indexes in one allocation (compressed sparse rows): a topology of 5,000 services
+/// would otherwise make some 15,000 small vectors per plan.
+pub(crate) struct Csr {
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Csr {
+    /// Builds `rows` rows from `(row, item)` pairs; items keep their order within a row.
+    fn build(rows: usize, pairs: impl Iterator<Item = (usize, usize)> + Clone) -> Csr {
+        let mut start = vec![0u32; rows + 1];
+        for (r, _) in pairs.clone() {
+            start[r + 1] += 1;
+        }
+        for r in 0..rows {
+            start[r + 1] += start[r];
+        }
+        let mut fill: Vec<u32> = start[..rows].to_vec();
+        let mut items = vec![0u32; start[rows] as usize];
+        for (r, i) in pairs {
+            items[fill[r] as usize] = i as u32;
+            fill[r] += 1;
+        }
+        Csr { start, items }
+    }
+
+    /// The items of row `r`.
+    pub fn row(&self, r: usize) -> impl Iterator<Item = usize> + '_ {
+        let (a, b) = (self.start[r] as usize, self.start[r + 1] as usize);
+        self.items[a..b].iter().map(|&i| i as usize)
+    }
+
+    /// The length of row `r`.
+    pub fn len(&self, r: usize) -> usize {
+        (self.start[r + 1] - self.start[r]) as usize
+    }
 }
 
 fn check_count(n: usize, max: usize, what: &'static str) -> Result<(), PlanError> {
@@ -169,21 +207,6 @@ fn resolve_policy(spec: &PolicySpec, node_count: usize) -> Result<Policy, PlanEr
     })
 }
 
-/// First-occurrence deduplication.
-fn dedup_in_order(v: impl IntoIterator<Item = usize>, seen: &mut [bool]) -> Vec<usize> {
-    let mut out = Vec::new();
-    for i in v {
-        if !seen[i] {
-            seen[i] = true;
-            out.push(i);
-        }
-    }
-    for &i in &out {
-        seen[i] = false;
-    }
-    out
-}
-
 impl<'a> Problem<'a> {
     pub fn new(input: &'a PlanInput) -> Result<Problem<'a>, PlanError> {
         check_sizes(input)?;
@@ -212,12 +235,18 @@ impl<'a> Problem<'a> {
         }
         let n_services = topo.services.len();
         let mut seen = vec![false; n_services];
-        let mut deps: Vec<Vec<usize>> = Vec::with_capacity(n_services);
-        for s in &topo.services {
-            let mut ix = Vec::with_capacity(s.depends_on.len());
+        // Dependencies, deduplicated (first occurrence kept), as (service, dependency) pairs.
+        let mut dep_pairs: Vec<(usize, usize)> = Vec::new();
+        for (i, s) in topo.services.iter().enumerate() {
+            let first = dep_pairs.len();
             for d in &s.depends_on {
                 match svc_ix.get(d) {
-                    Some(&j) => ix.push(j),
+                    Some(&j) => {
+                        if !seen[j] {
+                            seen[j] = true;
+                            dep_pairs.push((i, j));
+                        }
+                    }
                     None => {
                         return Err(PlanError::UnknownDependency {
                             service: s.name.clone(),
@@ -226,8 +255,11 @@ impl<'a> Problem<'a> {
                     }
                 }
             }
-            deps.push(dedup_in_order(ix, &mut seen));
+            for &(_, j) in &dep_pairs[first..] {
+                seen[j] = false;
+            }
         }
+        let deps = Csr::build(n_services, dep_pairs.iter().copied());
         let mut affected_node = vec![false; topo.nodes.len()];
         let mut affected_nodes = Vec::new();
         for n in &input.analysis.affected_nodes {
@@ -248,22 +280,17 @@ impl<'a> Problem<'a> {
                 None => return Err(PlanError::UnknownService(s.clone())),
             }
         }
-        let affected_services = dedup_in_order(affected_services, &mut seen);
 
         // Levels (Kahn's algorithm) and cycles.
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n_services];
-        for (s, ds) in deps.iter().enumerate() {
-            for &d in ds {
-                dependents[d].push(s);
-            }
-        }
-        let mut pending: Vec<usize> = deps.iter().map(Vec::len).collect();
-        let mut level = vec![0usize; n_services];
+        let dependents = Csr::build(n_services, dep_pairs.iter().map(|&(s, d)| (d, s)));
+        drop(dep_pairs);
+        let mut pending: Vec<usize> = (0..n_services).map(|s| deps.len(s)).collect();
+        let mut level = vec![0u32; n_services];
         let mut queue: Vec<usize> = (0..n_services).filter(|&s| pending[s] == 0).collect();
         let mut done = 0usize;
         while let Some(u) = queue.pop() {
             done += 1;
-            for &d in &dependents[u] {
+            for d in dependents.row(u) {
                 level[d] = level[d].max(level[u] + 1);
                 pending[d] -= 1;
                 if pending[d] == 0 {
@@ -276,35 +303,44 @@ impl<'a> Problem<'a> {
                 topo, &deps, &pending,
             )));
         }
-        let mut order: Vec<usize> = (0..n_services).collect();
-        order.sort_by(|&a, &b| {
-            level[a]
-                .cmp(&level[b])
-                .then_with(|| topo.services[a].name.cmp(&topo.services[b].name))
+        // Sorted by level, then name. The first 8 bytes of a name, as a big-endian number,
+        // order names as their bytes do unless they are equal, so most comparisons are of
+        // integers. Names are unique: the order is total and an unstable sort is deterministic.
+        let mut keyed: Vec<(u32, u8, u64, usize)> = (0..n_services)
+            .map(|s| {
+                let (kind, prefix) = topo.services[s].name.sort_prefix();
+                (level[s], kind, prefix, s)
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| {
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then_with(|| topo.services[a.3].name.cmp(&topo.services[b.3].name))
         });
+        let order: Vec<usize> = keyed.into_iter().map(|k| k.3).collect();
         let mut topo_pos = vec![0usize; n_services];
         for (pos, &s) in order.iter().enumerate() {
             topo_pos[s] = pos;
         }
 
         // Per node, per supervisor group, in topological order.
-        let mut services_on: Vec<Vec<usize>> = vec![Vec::new(); topo.nodes.len()];
+        let services_on = Csr::build(
+            topo.nodes.len(),
+            order.iter().map(|&s| (service_node[s], s)),
+        );
         let mut group_ix: FxHashMap<(&Label, usize), usize> = map_with_capacity(n_services);
         let mut group = vec![None; n_services];
-        let mut group_members: Vec<Vec<usize>> = Vec::new();
         for &s in &order {
-            let n = service_node[s];
-            services_on[n].push(s);
             if let Some(sup) = &topo.services[s].supervisor {
-                let next = group_members.len();
-                let g = *group_ix.entry((sup, n)).or_insert(next);
-                if g == next {
-                    group_members.push(Vec::new());
-                }
-                group_members[g].push(s);
+                let next = group_ix.len();
+                let g = *group_ix.entry((sup, service_node[s])).or_insert(next);
                 group[s] = Some(g);
             }
         }
+        let group_members = Csr::build(
+            group_ix.len(),
+            order.iter().filter_map(|&s| group[s].map(|g| (g, s))),
+        );
 
         let mut node_order: Vec<usize> = (0..topo.nodes.len()).collect();
         node_order.sort_by(|&a, &b| topo.nodes[a].name.cmp(&topo.nodes[b].name));
@@ -313,8 +349,8 @@ impl<'a> Problem<'a> {
             node_rank[n] = rank;
         }
         affected_nodes.sort_by_key(|&n| node_rank[n]);
-        let mut affected_services = affected_services;
         affected_services.sort_by_key(|&s| topo_pos[s]);
+        affected_services.dedup();
         let headroom = topo.nodes.iter().map(|n| n.headroom + 0.0).collect();
 
         Ok(Problem {
@@ -349,7 +385,7 @@ impl<'a> Problem<'a> {
         }
         while let Some(s) = stack.pop() {
             count += 1;
-            for &d in &self.dependents[s] {
+            for d in self.dependents.row(s) {
                 if !seen[d] {
                     seen[d] = true;
                     stack.push(d);
@@ -370,7 +406,7 @@ impl<'a> Problem<'a> {
 /// A service on a dependency cycle, chosen deterministically: from the smallest-named service
 /// left over by Kahn's algorithm, follow the first left-over dependency until a service repeats;
 /// the smallest name on that cycle.
-fn find_cycle(topo: &Topology, deps: &[Vec<usize>], pending: &[usize]) -> Label {
+fn find_cycle(topo: &Topology, deps: &Csr, pending: &[usize]) -> Label {
     let left = |s: usize| pending[s] > 0;
     let name = |s: usize| &topo.services[s].name;
     let start = (0..topo.services.len())
@@ -396,7 +432,7 @@ fn find_cycle(topo: &Topology, deps: &[Vec<usize>], pending: &[usize]) -> Label 
         at.insert(cur, path.len());
         path.push(cur);
         // A left-over service always has a left-over dependency: that is why it is left over.
-        match deps[cur].iter().copied().find(|&d| left(d)) {
+        match deps.row(cur).find(|&d| left(d)) {
             Some(next) => cur = next,
             None => return name(cur).clone(),
         }
