@@ -15,6 +15,7 @@ init([]) ->
     Flags = #{strategy => one_for_one, intensity => 5, period => 10},
     Children = [
         #{id => autonomic_metrics, start => {autonomic_metrics, start_link, []}},
-        #{id => autonomic_events, start => {pg, start_link, [autonomic_events:scope()]}}
+        #{id => autonomic_events, start => {pg, start_link, [autonomic_events:scope()]}},
+        #{id => autonomic_planner_sup, start => {autonomic_planner_sup, start_link, []}, type => supervisor}
     ],
     {ok, {Flags, Children}}.
