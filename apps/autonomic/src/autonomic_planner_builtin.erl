@@ -96,6 +96,7 @@ default_recovery_ms() ->
 
 %%% Reading the input: types and sizes, in the C-node's order (see its `convert.rs').
 
+-spec invalid(term()) -> no_return().
 invalid(Detail) -> throw({invalid, Detail}).
 
 decode(Input) when is_map(Input) ->
@@ -108,10 +109,7 @@ decode(Input) when is_map(Input) ->
         {ok, E} -> effectiveness(E);
         error -> #{}
     end,
-    Policy = case maps:find(policy, Input) of
-        {ok, P} -> policy(P);
-        error -> #{}
-    end,
+    Policy = policy(maps:get(policy, Input, #{})),
     #{analysis => Analysis, topology => Topology, effectiveness => Eff, policy => Policy};
 decode(_) ->
     invalid({not_a_map, input}).
@@ -419,7 +417,7 @@ resolve_policy(Spec, NodeCount) ->
       throttle_percent => Throttle, degrade_impact => Degrade}.
 
 first_duplicate(Names, Tag) ->
-    lists:foldl(fun(N, Seen) ->
+    _ = lists:foldl(fun(N, Seen) ->
                     case Seen of
                         #{N := _} -> invalid({Tag, N});
                         _ -> Seen#{N => true}

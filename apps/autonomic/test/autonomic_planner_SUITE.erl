@@ -159,16 +159,16 @@ cnode_and_builtin_agree(Config) ->
 
 errors_agree(Config) ->
     Node = ?config(cnode, Config),
-    Valid = random_input(42, 6, 20),
+    Valid = planner_input_model:random(42, 6, 20),
     lists:foreach(
         fun(K) ->
-            Input = corrupt(K, Valid),
+            Input = planner_input_model:corrupt(K, Valid),
             C = gen_server:call({planner, Node}, {plan, Input}, 5000),
             B = autonomic_planner_builtin:plan(Input),
             ct:log("corruption ~p: ~p", [K, C]),
             ?assertMatch({error, {invalid_input, _}}, C),
             ?assertEqual(C, B)
-        end, lists:seq(1, ncorruptions())).
+        end, lists:seq(1, planner_input_model:ncorruptions())).
 
 plain_reference_tags(Config) ->
     %% OTP before 24 tagged calls with a bare reference; the tag is echoed all the same.
@@ -458,137 +458,13 @@ kind({ok, #{strategy := S}}) -> S;
 kind({error, {invalid_input, D}}) -> element(1, D);
 kind(Other) -> Other.
 
-%%% Random inputs: a seed and sizes drawn by PropEr, the rest by `rand' from the seed; a
-%%% quarter of them corrupted in one of the ways `corrupt/2' knows.
+%%% Random inputs: a seed and sizes drawn by PropEr, the rest by `rand' from the seed
+%%% (planner_input_model); a quarter of them corrupted in one of the ways it knows.
 
 input_gen() ->
-    ?LET({Seed, NN, NS, Corrupt}, {integer(), range(1, 8), range(0, 25), frequency([{3, 0}, {1, range(1, ncorruptions())}])},
+    ?LET({Seed, NN, NS, Corrupt}, {integer(), range(1, 8), range(0, 25), frequency([{3, 0}, {1, range(1, planner_input_model:ncorruptions())}])},
          case Corrupt of
-             0 -> random_input(Seed, NN, NS);
-             K -> corrupt(K, random_input(Seed, NN, NS))
+             0 -> planner_input_model:random(Seed, NN, NS);
+             K -> planner_input_model:corrupt(K, planner_input_model:random(Seed, NN, NS))
          end).
 
-pick(L, S) ->
-    {I, S1} = rand:uniform_s(length(L), S),
-    {lists:nth(I, L), S1}.
-
-coin(P, S) ->
-    {X, S1} = rand:uniform_s(S),
-    {X < P, S1}.
-
-random_input(Seed, NN, NS) ->
-    S0 = rand:seed_s(exsss, Seed),
-    NodeNames = [list_to_atom("n" ++ integer_to_list(I) ++ "@h") || I <- lists:seq(1, NN)],
-    SvcName = fun(I) when I rem 3 =:= 0 -> list_to_binary("s" ++ integer_to_list(I));
-                 (I) -> list_to_atom("s" ++ integer_to_list(I))
-              end,
-    {Nodes, S1} = lists:mapfoldl(
-        fun(N, S) ->
-            {H, Sa} = pick([none, 0, 1, 0.25, 0.5, 0.75, float], S),
-            {Hf, Sb} = rand:uniform_s(Sa),
-            {Up, Sc} = pick([none, true, true, true, false], Sb),
-            M0 = #{name => N},
-            M1 = case H of none -> M0; float -> M0#{headroom => Hf}; _ -> M0#{headroom => H} end,
-            M2 = case Up of none -> M1; _ -> M1#{up => Up} end,
-            {M2, Sc}
-        end, S0, NodeNames),
-    {Services, S2} = lists:mapfoldl(
-        fun(I, S) ->
-            {Node, Sa} = pick(NodeNames, S),
-            {NDeps, Sb} = rand:uniform_s(4, Sa),
-            {Deps, Sc} = case I of
-                0 -> {[], Sb};
-                _ -> lists:mapfoldl(fun(_, Sx) -> {D, Sy} = rand:uniform_s(I, Sx), {SvcName(D - 1), Sy} end,
-                                    Sb, lists:seq(1, NDeps - 1))
-            end,
-            {Sup, Sd} = pick([none, sup_a, sup_a, <<"sup_b">>], Sc),
-            {Load, Se} = pick([none, 0, 0.0625, 0.125, float], Sd),
-            {Lf, Sf} = rand:uniform_s(Se),
-            M0 = #{name => SvcName(I), node => Node, depends_on => Deps},
-            M1 = case Sup of none -> M0; _ -> M0#{supervisor => Sup} end,
-            M2 = case Load of none -> M1; float -> M1#{load => Lf * 0.2}; _ -> M1#{load => Load} end,
-            {M2, Sf}
-        end, S1, lists:seq(0, NS - 1)),
-    SvcNames = [SvcName(I) || I <- lists:seq(0, NS - 1)],
-    {FT, S3} = pick([process_crash, node_down, overload, backend_down, network_partition,
-                     resource_exhausted, node_suspected, memory_leak, service_crash,
-                     <<"overload">>, cosmic_ray], S2),
-    {Conf, S4} = pick([0, 1, 0.5, 0.9, 0.1, 0.33], S3),
-    {NAffN, S4a} = rand:uniform_s(3, S4),
-    {AffN, S5a} = lists:mapfoldl(fun(_, S) -> pick(NodeNames, S) end, S4a, lists:seq(1, NAffN - 1)),
-    {NAffS, S5} = rand:uniform_s(4, S5a),
-    {AffS, S6} = case SvcNames of
-        [] -> {[], S5};
-        _ -> lists:mapfoldl(fun(_, S) -> pick(SvcNames, S) end, S5, lists:seq(1, NAffS - 1))
-    end,
-    Analysis = #{failure_type => FT, confidence => Conf, affected_nodes => AffN,
-                 affected_services => AffS, symptoms => [<<"extra keys are ignored">>]},
-    Strategies = [backend_failover, escalate, graceful_degradation, load_shedding, pause,
-                  quorum_reconfiguration, supervisor_restart, throttle],
-    {Eff, S7} = lists:foldl(
-        fun(St, {Acc, S}) ->
-            {Keep, Sa} = coin(0.5, S),
-            {Ok, Sb} = rand:uniform_s(60, Sa),
-            {Ko, Sc} = rand:uniform_s(60, Sb),
-            {Mean, Sd} = pick([none, undefined, 800, 1234.5, 20000.0], Sc),
-            E0 = #{successes => Ok - 1, failures => Ko - 1, rate => 0.5},
-            E = case Mean of none -> E0; _ -> E0#{mean_recovery_ms => Mean} end,
-            {case Keep of true -> Acc#{St => E}; false -> Acc end, Sd}
-        end, {#{}, S6}, Strategies),
-    {Policy, _} = lists:foldl(
-        fun({K, Vs}, {Acc, S}) ->
-            {Keep, Sa} = coin(0.4, S),
-            {V, Sb} = pick(Vs, Sa),
-            {case Keep of true -> Acc#{K => V}; false -> Acc end, Sb}
-        end, {#{}, S7},
-        [{allowed, [#{FT => Strategies}, #{FT => lists:reverse(Strategies)},
-                    #{FT => [throttle, throttle, escalate]}, #{default => [pause]}, #{FT => []}]},
-         {slo_budget_ms, [1000, 60000.0, 300000]},
-         {blast_radius_limit, [0, 1, 3, 10, 1000]},
-         {quorum_size, [1, 2, 3, 5]},
-         {default_recovery_ms, [#{throttle => 10}, #{escalate => 1.0e6, pause => 0}]},
-         {step_ms, [0, 50, 250.5]},
-         {shed_percent, [1, 10, 100]},
-         {throttle_percent, [5, 90]},
-         {degrade_impact, [0, 0.5, 1]}]),
-    #{analysis => Analysis, topology => #{nodes => Nodes, services => Services},
-      effectiveness => Eff, policy => Policy}.
-
-ncorruptions() -> 26.
-
-%% One way of breaking a valid input per K.
-corrupt(K, #{analysis := A, topology := #{nodes := Nodes, services := Services} = T, policy := P} = In) ->
-    SetA = fun(Key, V) -> In#{analysis := A#{Key => V}} end,
-    SetP = fun(Key, V) -> In#{policy := P#{Key => V}} end,
-    SetT = fun(Key, V) -> In#{topology := T#{Key => V}} end,
-    [N1 | _] = Nodes,
-    case K of
-        1 -> SetA(confidence, 1.5);
-        2 -> In#{analysis := not_a_map};
-        3 -> maps:remove(topology, In);
-        4 -> In#{zzz => 1, aaa => 2};
-        5 -> SetP(blast_radius, 3);
-        6 -> SetT(nodes, [N1#{headroom => -1} | tl(Nodes)]);
-        7 -> SetT(nodes, [N1#{headroom => <<"x">>} | tl(Nodes)]);
-        8 -> SetT(nodes, Nodes ++ [N1]);
-        9 -> SetT(services, Services ++ [#{name => dangling, node => maps:get(name, N1), depends_on => [missing]}]);
-        10 -> SetT(services, Services ++ [#{name => loop_a, node => maps:get(name, N1), depends_on => [loop_b]},
-                                          #{name => loop_b, node => maps:get(name, N1), depends_on => [loop_c]},
-                                          #{name => loop_c, node => maps:get(name, N1), depends_on => [loop_a]}]);
-        11 -> SetA(affected_nodes, ['nowhere@h']);
-        12 -> SetA(affected_services, [<<"ghost">>]);
-        13 -> In#{effectiveness => #{bogus => #{successes => 1, failures => 1}}};
-        14 -> In#{effectiveness => #{throttle => #{successes => -1, failures => 0}}};
-        15 -> SetP(allowed, #{node_down => [reboot]});
-        16 -> SetP(quorum_size, 0);
-        17 -> SetP(shed_percent, 101);
-        18 -> SetT(services, [#{name => imp, node => maps:get(name, N1), depends_on => [a | b]} | Services]);
-        19 -> SetP(blast_radius_limit, 1 bsl 60);
-        20 -> SetA(root_cause, {not_a, label});
-        21 -> SetT(nodes, "abc");
-        22 -> In#{effectiveness => #{<<"throttle">> => #{successes => 1, failures => 1}}};
-        23 -> SetP(allowed, #{{a} => [pause]});
-        24 -> SetA(failure_type, binary:copy(<<"x">>, 256));
-        25 -> (SetA(confidence, -1))#{topology := T#{nodes => Nodes ++ [N1]}};
-        26 -> SetT(services, Services ++ [#{name => dup, node => maps:get(name, N1)}, #{name => dup, node => maps:get(name, N1)}])
-    end.
