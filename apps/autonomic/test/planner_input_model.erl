@@ -154,7 +154,8 @@ ncorruptions() -> 26.
 
 %% @doc The `K'th way of breaking a valid input (each gives an `invalid_input' error).
 -spec corrupt(pos_integer(), map()) -> term().
-corrupt(K, #{analysis := A, topology := #{nodes := Nodes, services := Services} = T, policy := P} = In) ->
+corrupt(K, #{analysis := A, topology := #{nodes := Nodes, services := Services} = T} = In) ->
+    P = maps:get(policy, In, #{}),
     SetA = fun(Key, V) -> In#{analysis := A#{Key => V}} end,
     SetP = fun(Key, V) -> In#{policy := P#{Key => V}} end,
     SetT = fun(Key, V) -> In#{topology := T#{Key => V}} end,
