@@ -1,6 +1,7 @@
 //! `cargo bench -p autonomic_core --bench planner`: time per plan of the pure planner on a small
 //! (5 nodes, 20 services) and a big (500 nodes, 5,000 services, up to 3 dependencies each)
-//! topology. It prints figures; it asserts nothing.
+//! topology, from the whole input and on a prepared topology. It prints figures; it asserts
+//! nothing.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -59,12 +60,12 @@ fn input(n_nodes: usize, n_services: usize) -> PlanInput {
     }
 }
 
-fn measure(label: &str, input: &PlanInput, runs: usize) {
+fn measure(label: &str, runs: usize, mut f: impl FnMut() -> Result<Plan, PlanError>) {
     let mut times: Vec<f64> = Vec::with_capacity(runs);
     let mut strategy = None;
     for _ in 0..runs {
         let t = Instant::now();
-        let p = black_box(plan(black_box(input)));
+        let p = black_box(f());
         times.push(t.elapsed().as_secs_f64() * 1e6);
         strategy = p.ok().map(|p| p.strategy);
     }
@@ -80,6 +81,22 @@ fn measure(label: &str, input: &PlanInput, runs: usize) {
 
 fn main() {
     println!("planner core, time per plan (one thread):");
-    measure("5 nodes, 20 services", &input(5, 20), 20_000);
-    measure("500 nodes, 5,000 services", &input(500, 5_000), 300);
+    for (label, i, runs) in [
+        ("5 nodes, 20 services", input(5, 20), 20_000),
+        ("500 nodes, 5,000 services", input(500, 5_000), 300),
+    ] {
+        measure(label, runs, || plan(black_box(&i)));
+        let Ok(prepared) = PreparedTopology::new(i.topology.clone()) else {
+            println!("invalid topology");
+            return;
+        };
+        let request = PlanRequest {
+            analysis: i.analysis.clone(),
+            effectiveness: i.effectiveness.clone(),
+            policy: i.policy.clone(),
+        };
+        measure("  on the prepared topology", runs, || {
+            plan_prepared(&prepared, black_box(&request))
+        });
+    }
 }

@@ -53,30 +53,30 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     pub fn new(p: &'p Problem<'a>) -> Self {
         let mut targets = p.affected_services.clone();
         for &n in &p.affected_nodes {
-            targets.extend(p.services_on.row(n));
+            targets.extend(p.prepared.services_on.row(n));
         }
         let targets = p.in_topo_order(targets);
         Evaluator {
             p,
             targets,
-            confidence: p.input.analysis.confidence,
+            confidence: p.analysis.confidence,
         }
     }
 
     fn label(&self, s: usize) -> Label {
-        self.p.input.topology.services[s].name.clone()
+        self.p.topology.services[s].name.clone()
     }
 
     fn node_name(&self, n: usize) -> String {
-        self.p.input.topology.nodes[n].name.clone()
+        self.p.topology.nodes[n].name.clone()
     }
 
     fn service_node_name(&self, s: usize) -> String {
-        self.node_name(self.p.service_node[s])
+        self.node_name(self.p.prepared.service_node[s])
     }
 
     fn is_up(&self, n: usize) -> bool {
-        self.p.input.topology.nodes[n].up
+        self.p.topology.nodes[n].up
     }
 
     fn is_healthy(&self, n: usize) -> bool {
@@ -87,13 +87,12 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     fn load_of(&self, services: &[usize]) -> f64 {
         services
             .iter()
-            .fold(0.0, |acc, &s| acc + self.p.input.topology.services[s].load)
+            .fold(0.0, |acc, &s| acc + self.p.topology.services[s].load)
     }
 
     /// The strategy's recovery time: the knowledge base's mean, else the policy's default.
     fn base_ms(&self, s: Strategy) -> f64 {
         self.p
-            .input
             .effectiveness
             .get(&s)
             .and_then(|e| e.mean_recovery_ms)
@@ -104,7 +103,6 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     fn success_rate(&self, s: Strategy) -> f64 {
         let (ok, ko) = self
             .p
-            .input
             .effectiveness
             .get(&s)
             .map_or((0, 0), |e| (e.successes, e.failures));
@@ -128,16 +126,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         // Bounded by the input limits (recovery <= 1e12 ms, step <= 1e9 ms, < 2e5 steps).
         let estimated_ms = estimated as u64;
         let success = self.success_rate(strategy) * z.coverage;
-        let n_up = self
-            .p
-            .input
-            .topology
-            .nodes
-            .iter()
-            .filter(|n| n.up)
-            .count()
-            .max(1);
-        let n_services = self.p.input.topology.services.len().max(1);
+        let n_up = self.p.prepared.n_up.max(1);
+        let n_services = self.p.topology.services.len().max(1);
         let downtime = estimated_ms as f64 * z.impact / pol.slo_budget_ms;
         let resource = z.extra_load / n_up as f64;
         let risk = (1.0 - success) + z.radius as f64 / n_services as f64;
@@ -160,10 +150,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
 
     /// Every candidate the policy allows, in the policy's order of preference.
     pub fn candidates(&self) -> Vec<Candidate> {
-        let allowed = self
-            .p
-            .policy
-            .allowed_for(&self.p.input.analysis.failure_type);
+        let allowed = self.p.policy.allowed_for(&self.p.analysis.failure_type);
         let mut out: Vec<Candidate> = Vec::new();
         let mut escalate_at = None;
         for &s in allowed {
@@ -209,7 +196,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         } else {
             EscalateReason::NoFeasiblePlan
         };
-        let a = &self.p.input.analysis;
+        let a = &self.p.analysis;
         let step = Step::Escalate {
             failure_type: a.failure_type.clone(),
             root_cause: a.root_cause.clone(),
@@ -248,8 +235,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         }
         let mut wide = Vec::new();
         for &s in t {
-            match self.p.group[s] {
-                Some(g) => wide.extend(self.p.group_members.row(g)),
+            match self.p.prepared.group[s] {
+                Some(g) => wide.extend(self.p.prepared.group_members.row(g)),
                 None => wide.push(s),
             }
         }
@@ -260,7 +247,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 self.restart_children(&wide, RestartScope::Full),
             ));
         }
-        if t.iter().all(|&s| self.p.group[s].is_some()) {
+        if t.iter().all(|&s| self.p.prepared.group[s].is_some()) {
             out.push(candidate(RestartScope::Cold, self.restart_cold(&wide)));
         }
     }
@@ -268,7 +255,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     fn first_down_node(&self, services: &[usize]) -> Option<RejectReason> {
         services
             .iter()
-            .map(|&s| self.p.service_node[s])
+            .map(|&s| self.p.prepared.service_node[s])
             .find(|&n| !self.is_up(n))
             .map(|n| RejectReason::NodeDown(self.node_name(n)))
     }
@@ -323,7 +310,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         // topological order, so the first time a group is met is its earliest child).
         let mut groups: Vec<usize> = Vec::new();
         for &s in services {
-            if let Some(g) = self.p.group[s] {
+            if let Some(g) = self.p.prepared.group[s] {
                 if !groups.contains(&g) {
                     groups.push(g);
                 }
@@ -332,8 +319,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         let steps: Vec<Step> = groups
             .iter()
             .filter_map(|&g| {
-                let first = self.p.group_members.row(g).next()?;
-                let sup = self.p.input.topology.services[first].supervisor.clone()?;
+                let first = self.p.prepared.group_members.row(g).next()?;
+                let sup = self.p.topology.services[first].supervisor.clone()?;
                 Some(Step::RestartSupervisor {
                     supervisor: sup,
                     node: self.service_node_name(first),
@@ -367,7 +354,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         if removed.is_empty() {
             return Err(RejectReason::NothingToActOn);
         }
-        let topo = &self.p.input.topology;
+        let topo = &self.p.topology;
         let remaining = (0..topo.nodes.len())
             .filter(|&n| self.is_healthy(n))
             .count() as u64;
@@ -377,7 +364,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         }
         let mut moved = Vec::new();
         for &n in removed {
-            moved.extend(self.p.services_on.row(n));
+            moved.extend(self.p.prepared.services_on.row(n));
         }
         let moved = self.p.in_topo_order(moved);
         let radius = self.p.blast_radius(&moved);
@@ -385,10 +372,11 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         let extra_load = self.load_of(&moved);
         let spare = self
             .p
+            .prepared
             .node_order
             .iter()
             .filter(|&&n| self.is_healthy(n))
-            .fold(0.0, |acc, &n| acc + self.p.headroom[n]);
+            .fold(0.0, |acc, &n| acc + self.p.prepared.headroom[n]);
         if extra_load > spare {
             return Err(RejectReason::NoCapacity);
         }
@@ -421,25 +409,30 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         }
         let radius = self.p.blast_radius(t);
         self.check_radius(radius)?;
-        let nodes = &self.p.input.topology.nodes;
-        let mut room: Vec<f64> = self.p.headroom.clone();
+        let nodes = &self.p.topology.nodes;
+        let mut room: Vec<f64> = self.p.prepared.headroom.clone();
         // Most headroom first, then smallest name.
         let mut free: BTreeSet<(std::cmp::Reverse<Room>, usize)> = (0..nodes.len())
             .filter(|&n| self.is_healthy(n))
-            .map(|n| (std::cmp::Reverse(Room(room[n])), self.p.node_rank[n]))
+            .map(|n| {
+                (
+                    std::cmp::Reverse(Room(room[n])),
+                    self.p.prepared.node_rank[n],
+                )
+            })
             .collect();
         let mut steps = Vec::with_capacity(t.len());
         for &s in t {
-            let from = self.p.service_node[s];
-            let load = self.p.input.topology.services[s].load;
+            let from = self.p.prepared.service_node[s];
+            let load = self.p.topology.services[s].load;
             let pick = free
                 .iter()
-                .find(|(_, rank)| self.p.node_order[*rank] != from)
+                .find(|(_, rank)| self.p.prepared.node_order[*rank] != from)
                 .copied();
             let Some(key) = pick else {
                 return Err(RejectReason::NoCapacity);
             };
-            let to = self.p.node_order[key.1];
+            let to = self.p.prepared.node_order[key.1];
             if room[to] < load {
                 return Err(RejectReason::NoCapacity);
             }

@@ -73,19 +73,40 @@ pub use error::{Place, PlanError};
 pub use input::*;
 pub use model::*;
 
+use std::collections::BTreeMap;
+
 use evaluate::Evaluator;
-use problem::Problem;
+use problem::{Prepared, Problem};
 
 /// Every candidate the policy allows for the failure type, evaluated, in the policy's order.
 pub fn rank(input: &PlanInput) -> Result<Vec<Candidate>, PlanError> {
-    let p = Problem::new(input)?;
+    let (prepared, policy, affected) = problem::check_all(input)?;
+    let p = Problem::new(
+        &input.topology,
+        &prepared,
+        &input.analysis,
+        &input.effectiveness,
+        policy,
+        affected,
+    );
     Ok(Evaluator::new(&p).candidates())
 }
 
 /// The cheapest eligible plan, or an `escalate` plan when none is eligible.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
-    let p = Problem::new(input)?;
-    let ev = Evaluator::new(&p);
+    let (prepared, policy, affected) = problem::check_all(input)?;
+    Ok(choose(&Problem::new(
+        &input.topology,
+        &prepared,
+        &input.analysis,
+        &input.effectiveness,
+        policy,
+        affected,
+    )))
+}
+
+fn choose(p: &Problem<'_>) -> Plan {
+    let ev = Evaluator::new(p);
     let candidates = ev.candidates();
     let mut best: Option<&Plan> = None;
     for c in &candidates {
@@ -101,7 +122,87 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         }
     }
     match best {
-        Some(plan) => Ok(plan.clone()),
-        None => Ok(ev.escalate(&candidates)),
+        Some(plan) => plan.clone(),
+        None => ev.escalate(&candidates),
+    }
+}
+
+/// A topology validated and indexed once, for planning many times: building the indexes (name
+/// lookups, the dependency graph's levels and order) is most of the work of a plan on a big
+/// topology, and topologies change far less often than failures happen.
+pub struct PreparedTopology {
+    topology: Topology,
+    prepared: Prepared,
+}
+
+impl PreparedTopology {
+    /// Validates and indexes a topology (the error [`plan`] would report for it, given a valid
+    /// request).
+    pub fn new(topology: Topology) -> Result<PreparedTopology, PlanError> {
+        let prepared = problem::prepare(&topology)?;
+        Ok(PreparedTopology { topology, prepared })
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+}
+
+/// What a plan needs besides its topology.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanRequest {
+    pub analysis: Analysis,
+    pub effectiveness: BTreeMap<Strategy, StrategyStats>,
+    pub policy: PolicySpec,
+}
+
+/// [`plan`] on a prepared topology: the same plan, and for an invalid request the same error,
+/// as `plan` on the whole input.
+pub fn plan_prepared(
+    topology: &PreparedTopology,
+    request: &PlanRequest,
+) -> Result<Plan, PlanError> {
+    let p = problem::request_on_prepared(
+        &topology.topology,
+        &topology.prepared,
+        &request.analysis,
+        &request.effectiveness,
+        &request.policy,
+    )?;
+    Ok(choose(&p))
+}
+
+/// [`plan`], also returning the topology prepared when it is valid (whether or not the rest of
+/// the input is), for [`plan_prepared`] to reuse.
+pub fn plan_and_prepare(input: PlanInput) -> (Result<Plan, PlanError>, Option<PreparedTopology>) {
+    let result = problem::check_all(&input).map(|(prepared, policy, affected)| {
+        let plan = choose(&Problem::new(
+            &input.topology,
+            &prepared,
+            &input.analysis,
+            &input.effectiveness,
+            policy,
+            affected,
+        ));
+        (prepared, plan)
+    });
+    match result {
+        Ok((prepared, plan)) => (
+            Ok(plan),
+            Some(PreparedTopology {
+                topology: input.topology,
+                prepared,
+            }),
+        ),
+        Err(e) => {
+            // The error is the first in the documented order; the topology may still be valid.
+            let prepared = problem::prepare(&input.topology).ok();
+            let topology = input.topology;
+            (
+                Err(e),
+                prepared.map(|prepared| PreparedTopology { topology, prepared }),
+            )
+        }
     }
 }

@@ -1,46 +1,28 @@
-//! Validation of a [`PlanInput`] and the indexes the planner works on: the dependency graph with
-//! its levels, node and service lookups, supervisor groups.
+//! Validation of the input and the indexes the planner works on: the dependency graph with its
+//! levels, node and service lookups, supervisor groups.
+//!
+//! The topology's part ([`Prepared`]) does not depend on the analysis, the effectiveness figures
+//! or the policy, so it can be kept and reused for every plan on the same topology
+//! ([`super::PreparedTopology`]). Checks run in one fixed order, the topology's interleaved with
+//! the request's, so the same input always gives the same error with or without a prepared
+//! topology:
+//!
+//! 1. sizes: the analysis's lists, the topology's lists, the policy's `allowed` map;
+//! 2. ranges: the analysis's confidence, the topology's headrooms and loads, the effectiveness
+//!    figures, the policy;
+//! 3. references: duplicate nodes, duplicate services, services' nodes, dependencies, then the
+//!    analysis's nodes and services;
+//! 4. dependency cycles.
+
+use std::hash::{Hash, Hasher};
 
 use super::error::{Place, PlanError};
-use super::fxhash::{map_with_capacity, FxHashMap};
+use super::fxhash::{map_with_capacity, FxHashMap, FxHasher};
 use super::input::*;
 use super::model::Strategy;
 
-/// A validated input with its indexes. Services and nodes are referred to by their position in
-/// the input's lists.
-pub(crate) struct Problem<'a> {
-    pub input: &'a PlanInput,
-    pub policy: Policy,
-    /// Headroom per node, with -0.0 made +0.0 (so that ties compare as in Erlang).
-    pub headroom: Vec<f64>,
-    /// Node positions sorted by name.
-    pub node_order: Vec<usize>,
-    /// Position of each node in `node_order`.
-    pub node_rank: Vec<usize>,
-    /// Node of each service.
-    pub service_node: Vec<usize>,
-    /// Services that depend directly on each service.
-    pub dependents: Csr,
-    /// Position of each service in the topological order: by level (0 for services without
-    /// dependencies, else one more than the deepest dependency), then by name.
-    pub topo_pos: Vec<usize>,
-    /// Services per node, in topological order.
-    pub services_on: Csr,
-    /// Supervisor group of each service (children of one supervisor on one node), if it has a
-    /// supervisor.
-    pub group: Vec<Option<usize>>,
-    /// Members of each group, in topological order.
-    pub group_members: Csr,
-    /// Whether each node is named by the analysis.
-    pub affected_node: Vec<bool>,
-    /// Affected nodes, deduplicated, sorted by name.
-    pub affected_nodes: Vec<usize>,
-    /// Affected services, deduplicated, in topological order.
-    pub affected_services: Vec<usize>,
-}
-
 /// Rows of indexes in one allocation (compressed sparse rows): a topology of 5,000 services
-/// would otherwise make some 15,000 small vectors per plan.
+/// would otherwise make some 15,000 small vectors.
 pub(crate) struct Csr {
     start: Vec<u32>,
     items: Vec<u32>,
@@ -77,6 +59,106 @@ impl Csr {
     }
 }
 
+const NONE: u32 = u32::MAX;
+
+/// Positions of names in a list, by hash (names with the same hash are chained), without
+/// copying the names: lookups compare against the list itself.
+pub(crate) struct NameIndex {
+    heads: FxHashMap<u64, u32>,
+    next: Vec<u32>,
+}
+
+fn hash_of<K: Hash + ?Sized>(k: &K) -> u64 {
+    let mut h = FxHasher::default();
+    k.hash(&mut h);
+    h.finish()
+}
+
+impl NameIndex {
+    /// Indexes `n` names; `Err(i)` for the first name equal to an earlier one.
+    fn build<'k, K: Hash + Eq + ?Sized + 'k>(
+        n: usize,
+        name: impl Fn(usize) -> &'k K,
+    ) -> Result<NameIndex, usize> {
+        let mut heads: FxHashMap<u64, u32> = map_with_capacity(n);
+        let mut next = vec![NONE; n];
+        for i in 0..n {
+            let key = name(i);
+            let h = hash_of(key);
+            let head = heads.get(&h).copied().unwrap_or(NONE);
+            let mut j = head;
+            while j != NONE {
+                if name(j as usize) == key {
+                    return Err(i);
+                }
+                j = next[j as usize];
+            }
+            next[i] = head;
+            heads.insert(h, i as u32);
+        }
+        Ok(NameIndex { heads, next })
+    }
+
+    fn get<'k, K: Hash + Eq + ?Sized + 'k>(
+        &self,
+        key: &K,
+        name: impl Fn(usize) -> &'k K,
+    ) -> Option<usize> {
+        let mut j = self.heads.get(&hash_of(key)).copied().unwrap_or(NONE);
+        while j != NONE {
+            if name(j as usize) == key {
+                return Some(j as usize);
+            }
+            j = self.next[j as usize];
+        }
+        None
+    }
+}
+
+/// The indexes of a validated topology. Nodes and services are referred to by their position
+/// in the topology's lists.
+pub struct Prepared {
+    node_ix: NameIndex,
+    service_ix: NameIndex,
+    /// Headroom per node, with -0.0 made +0.0 (so that ties compare as in Erlang).
+    pub(crate) headroom: Vec<f64>,
+    /// Node positions sorted by name.
+    pub(crate) node_order: Vec<usize>,
+    /// Position of each node in `node_order`.
+    pub(crate) node_rank: Vec<usize>,
+    /// Node of each service.
+    pub(crate) service_node: Vec<usize>,
+    /// Services that depend directly on each service.
+    pub(crate) dependents: Csr,
+    /// Position of each service in the topological order: by level (0 for services without
+    /// dependencies, else one more than the deepest dependency), then by name.
+    pub(crate) topo_pos: Vec<usize>,
+    /// Services per node, in topological order.
+    pub(crate) services_on: Csr,
+    /// Supervisor group of each service (children of one supervisor on one node), if it has a
+    /// supervisor.
+    pub(crate) group: Vec<Option<usize>>,
+    /// Members of each group, in topological order.
+    pub(crate) group_members: Csr,
+    /// Nodes that are up.
+    pub(crate) n_up: usize,
+}
+
+/// Stage 3 of a topology: names resolved, dependencies as pairs; levels still to come.
+pub(crate) struct Indexed {
+    node_ix: NameIndex,
+    service_ix: NameIndex,
+    service_node: Vec<usize>,
+    /// Deduplicated (first occurrence kept) `(service, dependency)` pairs, in list order.
+    dep_pairs: Vec<(usize, usize)>,
+}
+
+/// What the analysis points at, resolved against a topology.
+pub(crate) struct Affected {
+    nodes: Vec<usize>,
+    services: Vec<usize>,
+}
+
 fn check_count(n: usize, max: usize, what: &'static str) -> Result<(), PlanError> {
     if n > max {
         Err(PlanError::TooMany { what, max })
@@ -97,44 +179,32 @@ fn check_range(ok: bool, place: Place, key: &'static str) -> Result<(), PlanErro
     }
 }
 
-/// Sizes, in the order the input is read.
-fn check_sizes(input: &PlanInput) -> Result<(), PlanError> {
-    check_count(
-        input.analysis.affected_nodes.len(),
-        MAX_NODES,
-        "affected_nodes",
-    )?;
-    check_count(
-        input.analysis.affected_services.len(),
-        MAX_SERVICES,
-        "affected_services",
-    )?;
-    check_count(input.topology.nodes.len(), MAX_NODES, "nodes")?;
-    check_count(input.topology.services.len(), MAX_SERVICES, "services")?;
-    let mut edges = 0usize;
-    for s in &input.topology.services {
-        check_count(s.depends_on.len(), MAX_DEPENDS_ON, "depends_on")?;
-        edges += s.depends_on.len();
-        check_count(edges, MAX_DEPENDENCIES, "dependencies")?;
-    }
-    check_count(input.policy.allowed.len(), MAX_ALLOWED, "allowed")
+// --- the request's stages ---
+
+pub(crate) fn analysis_sizes(a: &Analysis) -> Result<(), PlanError> {
+    check_count(a.affected_nodes.len(), MAX_NODES, "affected_nodes")?;
+    check_count(a.affected_services.len(), MAX_SERVICES, "affected_services")
 }
 
-/// Ranges, in the order the input is read; returns the policy with its defaults.
-fn check_ranges(input: &PlanInput) -> Result<Policy, PlanError> {
-    let a = &input.analysis;
+pub(crate) fn policy_sizes(p: &PolicySpec) -> Result<(), PlanError> {
+    check_count(p.allowed.len(), MAX_ALLOWED, "allowed")
+}
+
+pub(crate) fn analysis_ranges(a: &Analysis) -> Result<(), PlanError> {
     check_range(
         in_range(a.confidence, 0.0, 1.0),
         Place::Analysis,
         "confidence",
-    )?;
-    for n in &input.topology.nodes {
-        check_range(in_range(n.headroom, 0.0, 1.0), Place::Node, "headroom")?;
-    }
-    for s in &input.topology.services {
-        check_range(in_range(s.load, 0.0, 1.0), Place::Service, "load")?;
-    }
-    for (&strategy, st) in &input.effectiveness {
+    )
+}
+
+/// Effectiveness and policy ranges; the policy with its defaults.
+pub(crate) fn request_ranges(
+    effectiveness: &std::collections::BTreeMap<Strategy, StrategyStats>,
+    policy: &PolicySpec,
+    node_count: usize,
+) -> Result<Policy, PlanError> {
+    for (&strategy, st) in effectiveness {
         let place = Place::Effectiveness(strategy);
         check_range(
             (0..=MAX_INTEGER).contains(&st.successes),
@@ -146,7 +216,7 @@ fn check_ranges(input: &PlanInput) -> Result<Policy, PlanError> {
             check_range(in_range(m, 0.0, MAX_RECOVERY_MS), place, "mean_recovery_ms")?;
         }
     }
-    resolve_policy(&input.policy, input.topology.nodes.len())
+    resolve_policy(policy, node_count)
 }
 
 fn resolve_policy(spec: &PolicySpec, node_count: usize) -> Result<Policy, PlanError> {
@@ -207,200 +277,202 @@ fn resolve_policy(spec: &PolicySpec, node_count: usize) -> Result<Policy, PlanEr
     })
 }
 
-impl<'a> Problem<'a> {
-    pub fn new(input: &'a PlanInput) -> Result<Problem<'a>, PlanError> {
-        check_sizes(input)?;
-        let policy = check_ranges(input)?;
-        let topo = &input.topology;
-
-        // Names.
-        let mut node_ix: FxHashMap<&str, usize> = map_with_capacity(topo.nodes.len());
-        for (i, n) in topo.nodes.iter().enumerate() {
-            if node_ix.insert(n.name.as_str(), i).is_some() {
-                return Err(PlanError::DuplicateNode(n.name.clone()));
-            }
-        }
-        let mut svc_ix: FxHashMap<&Label, usize> = map_with_capacity(topo.services.len());
-        for (i, s) in topo.services.iter().enumerate() {
-            if svc_ix.insert(&s.name, i).is_some() {
-                return Err(PlanError::DuplicateService(s.name.clone()));
-            }
-        }
-        let mut service_node = Vec::with_capacity(topo.services.len());
-        for s in &topo.services {
-            match node_ix.get(s.node.as_str()) {
-                Some(&n) => service_node.push(n),
-                None => return Err(PlanError::UnknownNode(s.node.clone())),
-            }
-        }
-        let n_services = topo.services.len();
-        let mut seen = vec![false; n_services];
-        // Dependencies, deduplicated (first occurrence kept), as (service, dependency) pairs.
-        let mut dep_pairs: Vec<(usize, usize)> = Vec::new();
-        for (i, s) in topo.services.iter().enumerate() {
-            let first = dep_pairs.len();
-            for d in &s.depends_on {
-                match svc_ix.get(d) {
-                    Some(&j) => {
-                        if !seen[j] {
-                            seen[j] = true;
-                            dep_pairs.push((i, j));
-                        }
-                    }
-                    None => {
-                        return Err(PlanError::UnknownDependency {
-                            service: s.name.clone(),
-                            dependency: d.clone(),
-                        })
-                    }
+/// The analysis's nodes and services, resolved (unknown ones are errors), deduplicated.
+pub(crate) fn analysis_refs(
+    a: &Analysis,
+    topo: &Topology,
+    node_ix: &NameIndex,
+    service_ix: &NameIndex,
+) -> Result<Affected, PlanError> {
+    let mut seen_node = vec![false; topo.nodes.len()];
+    let mut nodes = Vec::new();
+    for n in &a.affected_nodes {
+        match node_ix.get(n.as_str(), |i| topo.nodes[i].name.as_str()) {
+            Some(i) => {
+                if !seen_node[i] {
+                    seen_node[i] = true;
+                    nodes.push(i);
                 }
             }
-            for &(_, j) in &dep_pairs[first..] {
-                seen[j] = false;
-            }
+            None => return Err(PlanError::UnknownNode(n.clone())),
         }
-        let deps = Csr::build(n_services, dep_pairs.iter().copied());
-        let mut affected_node = vec![false; topo.nodes.len()];
-        let mut affected_nodes = Vec::new();
-        for n in &input.analysis.affected_nodes {
-            match node_ix.get(n.as_str()) {
-                Some(&i) => {
-                    if !affected_node[i] {
-                        affected_node[i] = true;
-                        affected_nodes.push(i);
+    }
+    let mut services = Vec::with_capacity(a.affected_services.len());
+    for s in &a.affected_services {
+        match service_ix.get(s, |i| &topo.services[i].name) {
+            Some(i) => services.push(i),
+            None => return Err(PlanError::UnknownService(s.clone())),
+        }
+    }
+    Ok(Affected { nodes, services })
+}
+
+// --- the topology's stages ---
+
+pub(crate) fn topology_sizes(topo: &Topology) -> Result<(), PlanError> {
+    check_count(topo.nodes.len(), MAX_NODES, "nodes")?;
+    check_count(topo.services.len(), MAX_SERVICES, "services")?;
+    let mut edges = 0usize;
+    for s in &topo.services {
+        check_count(s.depends_on.len(), MAX_DEPENDS_ON, "depends_on")?;
+        edges += s.depends_on.len();
+        check_count(edges, MAX_DEPENDENCIES, "dependencies")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn topology_ranges(topo: &Topology) -> Result<(), PlanError> {
+    for n in &topo.nodes {
+        check_range(in_range(n.headroom, 0.0, 1.0), Place::Node, "headroom")?;
+    }
+    for s in &topo.services {
+        check_range(in_range(s.load, 0.0, 1.0), Place::Service, "load")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn topology_index(topo: &Topology) -> Result<Indexed, PlanError> {
+    let node_ix = NameIndex::build(topo.nodes.len(), |i| topo.nodes[i].name.as_str())
+        .map_err(|i| PlanError::DuplicateNode(topo.nodes[i].name.clone()))?;
+    let service_ix = NameIndex::build(topo.services.len(), |i| &topo.services[i].name)
+        .map_err(|i| PlanError::DuplicateService(topo.services[i].name.clone()))?;
+    let mut service_node = Vec::with_capacity(topo.services.len());
+    for s in &topo.services {
+        match node_ix.get(s.node.as_str(), |i| topo.nodes[i].name.as_str()) {
+            Some(n) => service_node.push(n),
+            None => return Err(PlanError::UnknownNode(s.node.clone())),
+        }
+    }
+    let mut seen = vec![false; topo.services.len()];
+    let mut dep_pairs: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in topo.services.iter().enumerate() {
+        let first = dep_pairs.len();
+        for d in &s.depends_on {
+            match service_ix.get(d, |k| &topo.services[k].name) {
+                Some(j) => {
+                    if !seen[j] {
+                        seen[j] = true;
+                        dep_pairs.push((i, j));
                     }
                 }
-                None => return Err(PlanError::UnknownNode(n.clone())),
-            }
-        }
-        let mut affected_services = Vec::new();
-        for s in &input.analysis.affected_services {
-            match svc_ix.get(s) {
-                Some(&i) => affected_services.push(i),
-                None => return Err(PlanError::UnknownService(s.clone())),
-            }
-        }
-
-        // Levels (Kahn's algorithm) and cycles.
-        let dependents = Csr::build(n_services, dep_pairs.iter().map(|&(s, d)| (d, s)));
-        drop(dep_pairs);
-        let mut pending: Vec<usize> = (0..n_services).map(|s| deps.len(s)).collect();
-        let mut level = vec![0u32; n_services];
-        let mut queue: Vec<usize> = (0..n_services).filter(|&s| pending[s] == 0).collect();
-        let mut done = 0usize;
-        while let Some(u) = queue.pop() {
-            done += 1;
-            for d in dependents.row(u) {
-                level[d] = level[d].max(level[u] + 1);
-                pending[d] -= 1;
-                if pending[d] == 0 {
-                    queue.push(d);
+                None => {
+                    return Err(PlanError::UnknownDependency {
+                        service: s.name.clone(),
+                        dependency: d.clone(),
+                    })
                 }
             }
         }
-        if done < n_services {
-            return Err(PlanError::DependencyCycle(find_cycle(
-                topo, &deps, &pending,
-            )));
+        for &(_, j) in &dep_pairs[first..] {
+            seen[j] = false;
         }
-        // Sorted by level, then name. The first 8 bytes of a name, as a big-endian number,
-        // order names as their bytes do unless they are equal, so most comparisons are of
-        // integers. Names are unique: the order is total and an unstable sort is deterministic.
-        let mut keyed: Vec<(u32, u8, u64, usize)> = (0..n_services)
-            .map(|s| {
-                let (kind, prefix) = topo.services[s].name.sort_prefix();
-                (level[s], kind, prefix, s)
-            })
-            .collect();
-        keyed.sort_unstable_by(|a, b| {
-            (a.0, a.1, a.2)
-                .cmp(&(b.0, b.1, b.2))
-                .then_with(|| topo.services[a.3].name.cmp(&topo.services[b.3].name))
-        });
-        let order: Vec<usize> = keyed.into_iter().map(|k| k.3).collect();
-        let mut topo_pos = vec![0usize; n_services];
-        for (pos, &s) in order.iter().enumerate() {
-            topo_pos[s] = pos;
-        }
+    }
+    Ok(Indexed {
+        node_ix,
+        service_ix,
+        service_node,
+        dep_pairs,
+    })
+}
 
-        // Per node, per supervisor group, in topological order.
-        let services_on = Csr::build(
-            topo.nodes.len(),
-            order.iter().map(|&s| (service_node[s], s)),
-        );
-        let mut group_ix: FxHashMap<(&Label, usize), usize> = map_with_capacity(n_services);
-        let mut group = vec![None; n_services];
-        for &s in &order {
-            if let Some(sup) = &topo.services[s].supervisor {
-                let next = group_ix.len();
-                let g = *group_ix.entry((sup, service_node[s])).or_insert(next);
-                group[s] = Some(g);
+/// Levels (Kahn's algorithm), cycles, the topological order and the per-node and
+/// per-supervisor rows.
+pub(crate) fn topology_levels(topo: &Topology, ix: Indexed) -> Result<Prepared, PlanError> {
+    let n_services = topo.services.len();
+    let Indexed {
+        node_ix,
+        service_ix,
+        service_node,
+        dep_pairs,
+    } = ix;
+    let deps = Csr::build(n_services, dep_pairs.iter().copied());
+    let dependents = Csr::build(n_services, dep_pairs.iter().map(|&(s, d)| (d, s)));
+    drop(dep_pairs);
+    let mut pending: Vec<usize> = (0..n_services).map(|s| deps.len(s)).collect();
+    let mut level = vec![0u32; n_services];
+    let mut queue: Vec<usize> = (0..n_services).filter(|&s| pending[s] == 0).collect();
+    let mut done = 0usize;
+    while let Some(u) = queue.pop() {
+        done += 1;
+        for d in dependents.row(u) {
+            level[d] = level[d].max(level[u] + 1);
+            pending[d] -= 1;
+            if pending[d] == 0 {
+                queue.push(d);
             }
         }
-        let group_members = Csr::build(
-            group_ix.len(),
-            order.iter().filter_map(|&s| group[s].map(|g| (g, s))),
-        );
-
-        let mut node_order: Vec<usize> = (0..topo.nodes.len()).collect();
-        node_order.sort_by(|&a, &b| topo.nodes[a].name.cmp(&topo.nodes[b].name));
-        let mut node_rank = vec![0usize; topo.nodes.len()];
-        for (rank, &n) in node_order.iter().enumerate() {
-            node_rank[n] = rank;
-        }
-        affected_nodes.sort_by_key(|&n| node_rank[n]);
-        affected_services.sort_by_key(|&s| topo_pos[s]);
-        affected_services.dedup();
-        let headroom = topo.nodes.iter().map(|n| n.headroom + 0.0).collect();
-
-        Ok(Problem {
-            input,
-            policy,
-            headroom,
-            node_order,
-            node_rank,
-            service_node,
-            dependents,
-            topo_pos,
-            services_on,
-            group,
-            group_members,
-            affected_node,
-            affected_nodes,
-            affected_services,
+    }
+    if done < n_services {
+        return Err(PlanError::DependencyCycle(find_cycle(
+            topo, &deps, &pending,
+        )));
+    }
+    // Sorted by level, then name. The first 8 bytes of a name, as a big-endian number, order
+    // names as their bytes do unless they are equal, so most comparisons are of integers.
+    // Names are unique: the order is total and an unstable sort is deterministic.
+    let mut keyed: Vec<(u32, u8, u64, usize)> = (0..n_services)
+        .map(|s| {
+            let (kind, prefix) = topo.services[s].name.sort_prefix();
+            (level[s], kind, prefix, s)
         })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1, a.2)
+            .cmp(&(b.0, b.1, b.2))
+            .then_with(|| topo.services[a.3].name.cmp(&topo.services[b.3].name))
+    });
+    let order: Vec<usize> = keyed.into_iter().map(|k| k.3).collect();
+    let mut topo_pos = vec![0usize; n_services];
+    for (pos, &s) in order.iter().enumerate() {
+        topo_pos[s] = pos;
     }
 
-    /// Number of services that `scope` disrupts: the services themselves and every service that
-    /// depends on one of them, directly or not.
-    pub fn blast_radius(&self, scope: &[usize]) -> u64 {
-        let mut seen = vec![false; self.topo_pos.len()];
-        let mut stack: Vec<usize> = Vec::with_capacity(scope.len());
-        let mut count = 0u64;
-        for &s in scope {
-            if !seen[s] {
-                seen[s] = true;
-                stack.push(s);
-            }
+    let services_on = Csr::build(
+        topo.nodes.len(),
+        order.iter().map(|&s| (service_node[s], s)),
+    );
+    let mut group_ix: FxHashMap<(&Label, usize), usize> = map_with_capacity(n_services);
+    let mut group = vec![None; n_services];
+    for &s in &order {
+        if let Some(sup) = &topo.services[s].supervisor {
+            let next = group_ix.len();
+            let g = *group_ix.entry((sup, service_node[s])).or_insert(next);
+            group[s] = Some(g);
         }
-        while let Some(s) = stack.pop() {
-            count += 1;
-            for d in self.dependents.row(s) {
-                if !seen[d] {
-                    seen[d] = true;
-                    stack.push(d);
-                }
-            }
-        }
-        count
     }
+    let group_members = Csr::build(
+        group_ix.len(),
+        order.iter().filter_map(|&s| group[s].map(|g| (g, s))),
+    );
 
-    /// Sorts services into topological order (dependencies first), removing duplicates.
-    pub fn in_topo_order(&self, mut v: Vec<usize>) -> Vec<usize> {
-        v.sort_by_key(|&s| self.topo_pos[s]);
-        v.dedup();
-        v
+    let mut node_order: Vec<usize> = (0..topo.nodes.len()).collect();
+    node_order.sort_by(|&a, &b| topo.nodes[a].name.cmp(&topo.nodes[b].name));
+    let mut node_rank = vec![0usize; topo.nodes.len()];
+    for (rank, &n) in node_order.iter().enumerate() {
+        node_rank[n] = rank;
     }
+    Ok(Prepared {
+        node_ix,
+        service_ix,
+        headroom: topo.nodes.iter().map(|n| n.headroom + 0.0).collect(),
+        node_order,
+        node_rank,
+        service_node,
+        dependents,
+        topo_pos,
+        services_on,
+        group,
+        group_members,
+        n_up: topo.nodes.iter().filter(|n| n.up).count(),
+    })
+}
+
+/// Every topology stage in order (for a topology on its own).
+pub(crate) fn prepare(topo: &Topology) -> Result<Prepared, PlanError> {
+    topology_sizes(topo)?;
+    topology_ranges(topo)?;
+    let ix = topology_index(topo)?;
+    topology_levels(topo, ix)
 }
 
 /// A service on a dependency cycle, chosen deterministically: from the smallest-named service
@@ -437,4 +509,122 @@ fn find_cycle(topo: &Topology, deps: &Csr, pending: &[usize]) -> Label {
             None => return name(cur).clone(),
         }
     }
+}
+
+/// Everything one plan works on: a prepared topology and a validated request.
+pub(crate) struct Problem<'a> {
+    pub topology: &'a Topology,
+    pub prepared: &'a Prepared,
+    pub analysis: &'a Analysis,
+    pub effectiveness: &'a std::collections::BTreeMap<Strategy, StrategyStats>,
+    pub policy: Policy,
+    /// Whether each node is named by the analysis.
+    pub affected_node: Vec<bool>,
+    /// Affected nodes, deduplicated, sorted by name.
+    pub affected_nodes: Vec<usize>,
+    /// Affected services, deduplicated, in topological order.
+    pub affected_services: Vec<usize>,
+}
+
+impl<'a> Problem<'a> {
+    pub(crate) fn new(
+        topology: &'a Topology,
+        prepared: &'a Prepared,
+        analysis: &'a Analysis,
+        effectiveness: &'a std::collections::BTreeMap<Strategy, StrategyStats>,
+        policy: Policy,
+        affected: Affected,
+    ) -> Problem<'a> {
+        let Affected {
+            nodes: mut affected_nodes,
+            services: mut affected_services,
+        } = affected;
+        let mut affected_node = vec![false; topology.nodes.len()];
+        for &n in &affected_nodes {
+            affected_node[n] = true;
+        }
+        affected_nodes.sort_by_key(|&n| prepared.node_rank[n]);
+        affected_services.sort_by_key(|&s| prepared.topo_pos[s]);
+        affected_services.dedup();
+        Problem {
+            topology,
+            prepared,
+            analysis,
+            effectiveness,
+            policy,
+            affected_node,
+            affected_nodes,
+            affected_services,
+        }
+    }
+
+    /// Number of services that `scope` disrupts: the services themselves and every service that
+    /// depends on one of them, directly or not.
+    pub fn blast_radius(&self, scope: &[usize]) -> u64 {
+        let mut seen = vec![false; self.prepared.topo_pos.len()];
+        let mut stack: Vec<usize> = Vec::with_capacity(scope.len());
+        let mut count = 0u64;
+        for &s in scope {
+            if !seen[s] {
+                seen[s] = true;
+                stack.push(s);
+            }
+        }
+        while let Some(s) = stack.pop() {
+            count += 1;
+            for d in self.prepared.dependents.row(s) {
+                if !seen[d] {
+                    seen[d] = true;
+                    stack.push(d);
+                }
+            }
+        }
+        count
+    }
+
+    /// Sorts services into topological order (dependencies first), removing duplicates.
+    pub fn in_topo_order(&self, mut v: Vec<usize>) -> Vec<usize> {
+        v.sort_by_key(|&s| self.prepared.topo_pos[s]);
+        v.dedup();
+        v
+    }
+}
+
+/// The request's stages against a topology already prepared (every topology check passed).
+pub(crate) fn request_on_prepared<'a>(
+    topology: &'a Topology,
+    prepared: &'a Prepared,
+    analysis: &'a Analysis,
+    effectiveness: &'a std::collections::BTreeMap<Strategy, StrategyStats>,
+    policy: &PolicySpec,
+) -> Result<Problem<'a>, PlanError> {
+    analysis_sizes(analysis)?;
+    policy_sizes(policy)?;
+    analysis_ranges(analysis)?;
+    let policy = request_ranges(effectiveness, policy, topology.nodes.len())?;
+    let affected = analysis_refs(analysis, topology, &prepared.node_ix, &prepared.service_ix)?;
+    Ok(Problem::new(
+        topology,
+        prepared,
+        analysis,
+        effectiveness,
+        policy,
+        affected,
+    ))
+}
+
+/// Every stage, interleaved in the documented order; the prepared topology and what the
+/// request resolved to.
+pub(crate) fn check_all(input: &PlanInput) -> Result<(Prepared, Policy, Affected), PlanError> {
+    let topo = &input.topology;
+    analysis_sizes(&input.analysis)?;
+    topology_sizes(topo)?;
+    policy_sizes(&input.policy)?;
+    analysis_ranges(&input.analysis)?;
+    topology_ranges(topo)?;
+    let policy = request_ranges(&input.effectiveness, &input.policy, topo.nodes.len())?;
+    let ix = topology_index(topo)?;
+    let affected = analysis_refs(&input.analysis, topo, &ix.node_ix, &ix.service_ix)?;
+    let prepared = topology_levels(topo, ix)?;
+    Ok((prepared, policy, affected))
 }

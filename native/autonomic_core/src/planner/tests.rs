@@ -858,3 +858,78 @@ fn big_topology_plans() {
     let p = plan(&i).unwrap();
     assert_ne!(p.strategy, Strategy::Escalate);
 }
+
+// --- prepared topologies ---
+
+/// Breaks the request part of an input in one of a few ways (or not at all, for 0).
+fn break_request(i: &mut PlanInput, how: u8) {
+    match how {
+        1 => i.analysis.confidence = 1.5,
+        2 => i.analysis.affected_services.push(atom("ghost")),
+        3 => i.analysis.affected_nodes.push("nowhere@host".into()),
+        4 => i.policy.quorum_size = Some(0),
+        5 => {
+            i.effectiveness.insert(
+                Strategy::Pause,
+                StrategyStats {
+                    successes: -1,
+                    failures: 0,
+                    mean_recovery_ms: None,
+                },
+            );
+        }
+        6 => {
+            // Two problems: the earlier in the documented order is reported.
+            i.analysis.affected_services.push(atom("ghost"));
+            i.policy.shed_percent = Some(101);
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn a_prepared_topology_plans_as_the_whole_input(i in arb_input(), how in 0u8..8) {
+        let mut i = i;
+        break_request(&mut i, how);
+        let whole = plan(&i);
+        let prepared = PreparedTopology::new(i.topology.clone()).unwrap();
+        let request = PlanRequest {
+            analysis: i.analysis.clone(),
+            effectiveness: i.effectiveness.clone(),
+            policy: i.policy.clone(),
+        };
+        prop_assert_eq!(&plan_prepared(&prepared, &request), &whole);
+        // Twice on the same prepared topology: nothing in it changed.
+        prop_assert_eq!(&plan_prepared(&prepared, &request), &whole);
+        let (again, kept) = plan_and_prepare(i.clone());
+        prop_assert_eq!(&again, &whole);
+        let kept = kept.unwrap();
+        prop_assert_eq!(kept.topology(), &i.topology);
+        prop_assert_eq!(&plan_prepared(&kept, &request), &whole);
+    }
+}
+
+#[test]
+fn an_invalid_topology_is_not_prepared() {
+    let mut topo = chain();
+    topo.services[0].depends_on.push(atom("web"));
+    assert_eq!(
+        PreparedTopology::new(topo.clone()).err(),
+        Some(PlanError::DependencyCycle(atom("web")))
+    );
+    let mut i = input("process_crash", topo);
+    // The request's own error comes first in the documented order.
+    i.analysis.confidence = 2.0;
+    let (result, kept) = plan_and_prepare(i);
+    assert_eq!(
+        result,
+        Err(PlanError::OutOfRange {
+            place: Place::Analysis,
+            key: "confidence"
+        })
+    );
+    assert!(kept.is_none());
+}
