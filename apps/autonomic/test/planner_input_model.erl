@@ -157,7 +157,7 @@ ncorruptions() -> 26.
 corrupt(K, #{analysis := A, topology := #{nodes := Nodes, services := Services} = T} = In) ->
     P = maps:get(policy, In, #{}),
     SetA = fun(Key, V) -> In#{analysis := A#{Key => V}} end,
-    SetP = fun(Key, V) -> In#{policy := P#{Key => V}} end,
+    SetP = fun(Key, V) -> In#{policy => P#{Key => V}} end,
     SetT = fun(Key, V) -> In#{topology := T#{Key => V}} end,
     [N1 | _] = Nodes,
     case K of

@@ -174,8 +174,18 @@ fn optional<'t, 'a, T>(
     m.get(k).map(f).transpose()
 }
 
-/// Reads a plan request's input.
-pub fn input(t: &Term<'_>) -> R<PlanInput> {
+/// Where an input's topology comes from.
+#[derive(Clone, Copy)]
+pub enum TopologyFrom<'t, 'a> {
+    /// This term, to be read.
+    Term(&'t Term<'a>),
+    /// A topology already read and prepared: the input's `topology` value is not looked at.
+    Prepared,
+}
+
+/// Reads a plan request's input, in the documented order, converting the topology only when
+/// it comes as a term.
+pub fn read(t: &Term<'_>, from: TopologyFrom<'_, '_>) -> R<(PlanRequest, Option<Topology>)> {
     let pairs = as_map(t, Where::Input)?;
     known_keys(
         pairs,
@@ -183,9 +193,12 @@ pub fn input(t: &Term<'_>) -> R<PlanInput> {
         &["analysis", "effectiveness", "policy", "topology"],
     )?;
     let analysis_t = required(t, Where::Input, "analysis")?;
-    let topology_t = required(t, Where::Input, "topology")?;
+    required(t, Where::Input, "topology")?;
     let analysis = analysis(analysis_t)?;
-    let topology = topology(topology_t)?;
+    let topology = match from {
+        TopologyFrom::Term(topology_t) => Some(topology(topology_t)?),
+        TopologyFrom::Prepared => None,
+    };
     let effectiveness = match t.get("effectiveness") {
         Some(e) => effectiveness(e)?,
         None => BTreeMap::new(),
@@ -194,11 +207,28 @@ pub fn input(t: &Term<'_>) -> R<PlanInput> {
         Some(p) => policy(p)?,
         None => PolicySpec::default(),
     };
-    Ok(PlanInput {
-        analysis,
+    Ok((
+        PlanRequest {
+            analysis,
+            effectiveness,
+            policy,
+        },
         topology,
-        effectiveness,
-        policy,
+    ))
+}
+
+/// Reads a plan request's whole input.
+pub fn input(t: &Term<'_>) -> R<PlanInput> {
+    let from = t
+        .get("topology")
+        .map_or(TopologyFrom::Prepared, TopologyFrom::Term);
+    let (request, topology) = read(t, from)?;
+    Ok(PlanInput {
+        analysis: request.analysis,
+        // Only missing when `topology` is, which `read` reports.
+        topology: topology.unwrap_or_default(),
+        effectiveness: request.effectiveness,
+        policy: request.policy,
     })
 }
 
@@ -687,6 +717,22 @@ pub fn encode_plan(e: &mut Encoder, p: &Plan) {
     e.atom("total").float(p.cost.total);
     e.atom("confidence").float(p.confidence);
     e.atom("planner").atom("cnode");
+}
+
+/// `{ok, Plan}` or `{error, {invalid_input, Detail}}`; true for a plan.
+pub fn encode_result(e: &mut Encoder, result: Result<Plan, InputError>) -> bool {
+    match result {
+        Ok(p) => {
+            e.tuple(2).atom("ok");
+            encode_plan(e, &p);
+            true
+        }
+        Err(err) => {
+            e.tuple(2).atom("error");
+            encode_input_error(e, &err);
+            false
+        }
+    }
 }
 
 /// Plans a request's input: `{ok, Plan}` or `{error, {invalid_input, Detail}}`. Returns

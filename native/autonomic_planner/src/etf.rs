@@ -219,6 +219,16 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
+    /// A map's header: its number of pairs (checked against the bytes left and the budget).
+    pub fn map_header(&mut self) -> Result<usize, EtfError> {
+        if self.cur.u8()? != MAP {
+            return Err(EtfError::UnsupportedTag(0));
+        }
+        let n = self.cur.len32()?;
+        self.spend(n.saturating_mul(2))?;
+        Ok(n)
+    }
+
     /// A version byte, then one term.
     pub fn versioned(&mut self) -> Result<Term<'a>, EtfError> {
         self.cur.version()?;

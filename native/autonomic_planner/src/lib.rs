@@ -55,6 +55,7 @@
 //! and written directly (`dist`), which lets the node bound every read. Planning is CPU work
 //! and runs on a pool of plain threads (see `server`); nothing else needs an async runtime.
 
+pub mod cache;
 pub mod convert;
 pub mod dist;
 pub mod etf;

@@ -28,11 +28,12 @@ use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};
 use thiserror::Error;
 
-use autonomic_core::planner::PlanInput;
+use autonomic_core::planner::{plan_and_prepare, plan_prepared, PlanInput, PreparedTopology};
 
-use crate::convert;
+use crate::cache::TopologyCache;
+use crate::convert::{self, InputError, TopologyFrom, Where};
 use crate::dist::{self, Call, Control};
-use crate::etf::{Decoder, Encoder, Term};
+use crate::etf::{Decoder, Encoder, EtfError, Term};
 use crate::log::Log;
 
 /// Largest frame read whole. A larger one is answered `{error, {too_large, Size, Max}}` (when
@@ -111,6 +112,8 @@ pub struct Stats {
     pub overloaded: AtomicU64,
     pub replies_dropped: AtomicU64,
     pub panics: AtomicU64,
+    pub topology_hits: AtomicU64,
+    pub topology_misses: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -126,6 +129,7 @@ struct Shared {
     /// The pid replies are sent from, encoded.
     self_pid: Vec<u8>,
     jobs: Sender<Job>,
+    cache: TopologyCache,
     in_flight: AtomicUsize,
     connections: AtomicUsize,
 }
@@ -254,6 +258,7 @@ async fn serve(
         stats: Stats::default(),
         self_pid,
         jobs,
+        cache: TopologyCache::new(),
         in_flight: AtomicUsize::new(0),
         connections: AtomicUsize::new(0),
         cfg,
@@ -551,22 +556,31 @@ fn serve_call(shared: &Shared, job: &Job) {
     };
     inc(&shared.stats.calls);
     let request = &payload[call.request_at..];
-    let decoded = Decoder::new(request, MAX_TERMS).term();
-    let mut keep: Option<PlanInput> = None;
+    // What the reply does not need is freed after the reply is sent: the caller need not wait
+    // for a big topology's memory to be returned, or for it to be kept for later.
+    let mut later = Later::default();
     // The planner has no known panic; should one surface, this caller gets an error and the
     // node keeps serving.
     let reply = catch_unwind(AssertUnwindSafe(|| {
         let mut e = Encoder::new();
-        match &decoded {
-            Ok(req) => keep = answer(shared, req, &mut e),
-            Err(err) => {
-                inc(&shared.stats.errors);
-                e.tuple(2)
-                    .atom("error")
-                    .tuple(2)
-                    .atom("bad_term")
-                    .atom(err.name());
+        match plan_parts(request) {
+            Ok(Some(parts)) => {
+                let planned = plan_cached(shared, &parts, &mut e, &mut later);
+                inc(if planned {
+                    &shared.stats.plans
+                } else {
+                    &shared.stats.errors
+                });
+                later.terms.push(parts.input);
             }
+            Ok(None) => match Decoder::new(request, MAX_TERMS).term() {
+                Ok(req) => {
+                    later.input = answer(shared, &req, &mut e);
+                    later.terms.push(req);
+                }
+                Err(err) => bad_term(shared, &mut e, err),
+            },
+            Err(err) => bad_term(shared, &mut e, err),
         }
         e.buf
     }));
@@ -580,9 +594,113 @@ fn serve_call(shared: &Shared, job: &Job) {
     job.conn.reply(shared, &call, |e| {
         e.raw(&reply);
     });
-    // Only now free the request: the caller is not kept waiting for that.
-    drop(keep);
-    drop(decoded);
+    if let Some((bytes, topology)) = later.keep.take() {
+        shared.cache.insert(bytes, topology);
+    }
+}
+
+/// Work left for after the reply.
+#[derive(Default)]
+struct Later<'a> {
+    terms: Vec<Term<'a>>,
+    input: Option<PlanInput>,
+    /// A topology to keep, with its encoding.
+    keep: Option<(&'a [u8], PreparedTopology)>,
+}
+
+fn bad_term(shared: &Shared, e: &mut Encoder, err: EtfError) {
+    inc(&shared.stats.errors);
+    e.tuple(2)
+        .atom("error")
+        .tuple(2)
+        .atom("bad_term")
+        .atom(err.name());
+}
+
+/// A `{plan, Input}` request whose input is a map: the input with its `topology` value left
+/// undecoded (an opaque placeholder), and that value's bytes.
+struct PlanParts<'a> {
+    input: Term<'a>,
+    topology: Option<&'a [u8]>,
+}
+
+/// Takes a `{plan, Input}` request apart; `None` for any other request (or an input that is
+/// not a map), which is read whole.
+fn plan_parts(request: &[u8]) -> Result<Option<PlanParts<'_>>, EtfError> {
+    let mut d = Decoder::new(request, MAX_TERMS);
+    if d.cur.u8()? != 104 || d.cur.u8()? != 2 || !d.term()?.is_atom("plan") {
+        return Ok(None);
+    }
+    if request.get(d.cur.pos()) != Some(&116) {
+        return Ok(None);
+    }
+    let n = d.map_header()?;
+    let mut pairs = Vec::with_capacity(n);
+    let mut topology = None;
+    for _ in 0..n {
+        let k = d.term()?;
+        if topology.is_none() && k.is_atom("topology") {
+            topology = Some(d.skip()?);
+            pairs.push((k, Term::Opaque));
+        } else {
+            let v = d.term()?;
+            pairs.push((k, v));
+        }
+    }
+    Ok(Some(PlanParts {
+        input: Term::Map(pairs),
+        topology,
+    }))
+}
+
+/// Plans from a request taken apart, on the kept prepared topology when its bytes match one;
+/// true for a plan.
+fn plan_cached<'a>(
+    shared: &Shared,
+    parts: &PlanParts<'a>,
+    e: &mut Encoder,
+    later: &mut Later<'a>,
+) -> bool {
+    if let Some(prepared) = parts.topology.and_then(|b| shared.cache.get(b)) {
+        inc(&shared.stats.topology_hits);
+        let result = convert::read(&parts.input, TopologyFrom::Prepared)
+            .and_then(|(req, _)| plan_prepared(&prepared, &req).map_err(InputError::Invalid));
+        return convert::encode_result(e, result);
+    }
+    let topology_term = match parts.topology.map(|b| Decoder::new(b, MAX_TERMS).term()) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(err)) => {
+            bad_term(shared, e, err);
+            return false;
+        }
+        None => None,
+    };
+    let from = topology_term
+        .as_ref()
+        .map_or(TopologyFrom::Prepared, TopologyFrom::Term);
+    let read = convert::read(&parts.input, from);
+    if let Some(t) = topology_term {
+        later.terms.push(t);
+    }
+    let (request, topology) = match read {
+        Ok((request, Some(topology))) => (request, topology),
+        // A missing topology is an error `read` reports; this is for the type checker.
+        Ok((_, None)) => {
+            return convert::encode_result(e, Err(InputError::MissingKey(Where::Input, "topology")))
+        }
+        Err(err) => return convert::encode_result(e, Err(err)),
+    };
+    inc(&shared.stats.topology_misses);
+    let (result, prepared) = plan_and_prepare(PlanInput {
+        analysis: request.analysis,
+        topology,
+        effectiveness: request.effectiveness,
+        policy: request.policy,
+    });
+    if let (Some(prepared), Some(bytes)) = (prepared, parts.topology) {
+        later.keep = Some((bytes, prepared));
+    }
+    convert::encode_result(e, result.map_err(InputError::Invalid))
 }
 
 /// Writes the reply to a request; returns the plan input read, if any, to be freed later.
@@ -611,27 +729,31 @@ fn answer(shared: &Shared, req: &Term<'_>, e: &mut Encoder) -> Option<PlanInput>
 
 fn stats(shared: &Shared, e: &mut Encoder) {
     let s = &shared.stats;
-    let counters: [(&str, &AtomicU64); 12] = [
-        ("calls", &s.calls),
-        ("connections", &s.connections),
-        ("dropped", &s.dropped),
-        ("errors", &s.errors),
-        ("handshake_failures", &s.handshake_failures),
-        ("net_kernel_calls", &s.net_kernel_calls),
-        ("overloaded", &s.overloaded),
-        ("panics", &s.panics),
-        ("plans", &s.plans),
-        ("replies_dropped", &s.replies_dropped),
-        ("too_large", &s.too_large),
-        ("unknown_name", &s.unknown_name),
+    let load = |c: &AtomicU64| i64::try_from(c.load(Relaxed)).unwrap_or(i64::MAX);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let figures: Vec<(&str, i64)> = vec![
+        ("calls", load(&s.calls)),
+        ("connections", load(&s.connections)),
+        ("dropped", load(&s.dropped)),
+        ("errors", load(&s.errors)),
+        ("handshake_failures", load(&s.handshake_failures)),
+        ("net_kernel_calls", load(&s.net_kernel_calls)),
+        ("overloaded", load(&s.overloaded)),
+        ("panics", load(&s.panics)),
+        ("plans", load(&s.plans)),
+        ("replies_dropped", load(&s.replies_dropped)),
+        ("too_large", load(&s.too_large)),
+        ("topologies_kept", count(shared.cache.len())),
+        ("topology_hits", load(&s.topology_hits)),
+        ("topology_misses", load(&s.topology_misses)),
+        ("unknown_name", load(&s.unknown_name)),
+        ("workers", count(shared.cfg.workers.max(1))),
     ];
-    e.tuple(2).atom("ok").map(counters.len() + 2);
-    for (k, v) in counters {
-        e.atom(k)
-            .int(i64::try_from(v.load(Relaxed)).unwrap_or(i64::MAX));
+    // The pair count is the list's length plus `version`: the two cannot drift apart.
+    e.tuple(2).atom("ok").map(figures.len() + 1);
+    for (k, v) in figures {
+        e.atom(k).int(v);
     }
     e.atom("version")
         .binary(env!("CARGO_PKG_VERSION").as_bytes());
-    e.atom("workers")
-        .int(i64::try_from(shared.cfg.workers.max(1)).unwrap_or(1));
 }
