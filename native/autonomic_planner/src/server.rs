@@ -637,10 +637,17 @@ fn plan_parts(request: &[u8]) -> Result<Option<PlanParts<'_>>, EtfError> {
     let n = d.map_header()?;
     let mut pairs = Vec::with_capacity(n);
     let mut topology = None;
-    for _ in 0..n {
+    for i in 0..n {
         let k = d.term()?;
         if topology.is_none() && k.is_atom("topology") {
-            topology = Some(d.skip()?);
+            // Erlang writes a small map's keys in order, so `topology` comes last, and its value
+            // runs to the end of the request: it need not be walked to find its end. Its bytes
+            // are either those of a topology kept (validated when it was read) or read in full.
+            topology = Some(if i + 1 == n {
+                &request[d.cur.pos()..]
+            } else {
+                d.skip()?
+            });
             pairs.push((k, Term::Opaque));
         } else {
             let v = d.term()?;
