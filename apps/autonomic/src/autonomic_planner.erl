@@ -18,7 +18,8 @@
 %%%       steps => [#{action => remove_node,node => 'b@host'}],
 %%%       rollback => [#{action => add_node,node => 'b@host'}],
 %%%       estimated_ms => 10000, confidence => 0.45, planner => cnode,
-%%%       cost => #{downtime => 0.0333,resource => 0.0,risk => 0.55,total => 0.5833}}}
+%%%       cost => #{downtime => 0.03333333333333333,resource => 0.0,risk => 0.55,
+%%%                 total => 0.5833333333333334}}}
 %%% '''
 %%%
 %%% The input's shape (analysis, topology, effectiveness, policy), the plan's shape and the cost
