@@ -46,6 +46,12 @@
 //! bytes are answered `{error, overloaded}`. The planner's own limits (nodes, services,
 //! dependencies) give `{error, {invalid_input, {too_many, What, Max}}}`.
 //!
+//! # Prepared topologies
+//!
+//! The node keeps the last few topologies it validated and indexed ([`cache`]), keyed by the
+//! bytes of their encoding: a plan asked with a topology seen before skips decoding, validating
+//! and indexing it, which is most of the work on a big topology.
+//!
 //! # Runtime
 //!
 //! `erl_dist` is built on `futures`' `AsyncRead`/`AsyncWrite`, and its handshake and channel
