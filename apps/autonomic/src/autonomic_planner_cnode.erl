@@ -177,21 +177,32 @@ start_enabled(St) ->
     end.
 
 open(Exe, Node, Cookie, St) ->
-    Port = open_port({spawn_executable, Exe},
-                     [{args, [atom_to_list(Node) | extra_args()]}, {line, 4096}, binary, exit_status,
-                      use_stdio, stderr_to_stdout, hide]),
-    true = port_command(Port, [Cookie, $\n]),
-    OsPid = case erlang:port_info(Port, os_pid) of
-        {os_pid, P} -> P;
-        undefined -> undefined
-    end,
-    Starts = St#st.starts + 1,
-    autonomic_metrics:inc(autonomic_planner_cnode_starts_total, #{}),
-    publish(Node, starting),
-    logger:info("planner C-node ~p starting (OS pid ~p, start ~p)", [Node, OsPid, Starts], ?LOG),
-    St#st{port = Port, os_pid = OsPid, node = Node, status = starting, starts = Starts,
-          started_at = erlang:monotonic_time(millisecond), partial = <<>>,
-          timer = erlang:start_timer(?READY_TIMEOUT, self(), ready)}.
+    Now = erlang:monotonic_time(millisecond),
+    try open_port({spawn_executable, Exe},
+                  [{args, [atom_to_list(Node) | extra_args()]}, {line, 4096}, binary, exit_status,
+                   use_stdio, stderr_to_stdout, hide]) of
+        Port ->
+            %% A C-node that exits at once closes the port under our feet: its exit status
+            %% still arrives, and is handled like any other death.
+            _ = (catch port_command(Port, [Cookie, $\n])),
+            OsPid = case erlang:port_info(Port, os_pid) of
+                {os_pid, P} -> P;
+                undefined -> undefined
+            end,
+            Starts = St#st.starts + 1,
+            autonomic_metrics:inc(autonomic_planner_cnode_starts_total, #{}),
+            publish(Node, starting),
+            logger:info("planner C-node ~p starting (OS pid ~p, start ~p)", [Node, OsPid, Starts], ?LOG),
+            St#st{port = Port, os_pid = OsPid, node = Node, status = starting, starts = Starts,
+                  started_at = Now, partial = <<>>,
+                  timer = erlang:start_timer(?READY_TIMEOUT, self(), ready)}
+    catch
+        error:Reason ->
+            %% Not executable, out of file descriptors, ...: try again later, backing off.
+            logger:error("cannot start the planner C-node ~ts: ~p", [Exe, Reason], ?LOG),
+            publish(Node, down),
+            schedule_restart(St#st{node = Node, status = down, started_at = Now})
+    end.
 
 %% The command line: what the C-node needs to behave like this node's distribution.
 extra_args() ->
