@@ -67,3 +67,4 @@ pub mod dist;
 pub mod etf;
 pub mod log;
 pub mod server;
+mod worker;
