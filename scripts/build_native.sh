@@ -29,3 +29,4 @@ install_artifact() {
 }
 
 install_artifact "$target/release/libautonomic_nif.so" "$priv/libautonomic_nif.so"
+install_artifact "$target/release/autonomic_planner" "$priv/autonomic_planner"

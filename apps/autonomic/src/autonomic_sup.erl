@@ -19,6 +19,7 @@ init([]) ->
         %% Owns the default `audit' ledger; its shutdown waits for appends in flight to be durable.
         #{id => autonomic_ledger_owner, start => {autonomic_ledger_owner, start_link, []}, shutdown => 30000},
         %% The knowledge base's owner and its pg scope (autonomic_kb_sup, rest_for_one).
-        #{id => autonomic_kb_sup, start => {autonomic_kb_sup, start_link, []}, type => supervisor}
+        #{id => autonomic_kb_sup, start => {autonomic_kb_sup, start_link, []}, type => supervisor},
+        #{id => autonomic_planner_sup, start => {autonomic_planner_sup, start_link, []}, type => supervisor}
     ],
     {ok, {Flags, Children}}.
