@@ -23,7 +23,8 @@
     governor_thresholds/0,
     forget_tenant/1,
     tenant_count/0,
-    tenants_by_state/0
+    tenants_by_state/0,
+    feature_enabled/1
 ]).
 
 -export_type([
@@ -118,3 +119,11 @@ tenant_count() ->
 -spec tenants_by_state() -> #{governor_state() => non_neg_integer()}.
 tenants_by_state() ->
     autonomic_nif:governor_state_counts().
+
+%% @doc Whether the feature `Feature' is on at the node's degradation level in force: one ETS read
+%% (`true' for a feature nobody registered, or while the Execute toolkit does not run). Features
+%% are registered, with the levels in which they turn off, by `autonomic_degrade' (application
+%% `autonomic_execute'), which owns this function's answer.
+-spec feature_enabled(term()) -> boolean().
+feature_enabled(Feature) ->
+    autonomic_degrade:feature_enabled(Feature).
