@@ -127,7 +127,7 @@ which_children(SupRef) ->
     case check_ref(SupRef) of
         ok ->
             {Node, Local} = target(SupRef),
-            case remote(Node, which, [Local]) of
+            case as_given(remote(Node, which, [Local]), Local, SupRef) of
                 {refused, Reason} -> {error, Reason};
                 Other -> Other
             end;
@@ -141,7 +141,7 @@ is_protected(SupRef) ->
     case check_ref(SupRef) of
         ok ->
             {Node, Local} = target(SupRef),
-            case remote(Node, is_protected, [Local, protection()]) of
+            case as_given(remote(Node, is_protected, [Local, protection()]), Local, SupRef) of
                 {refused, Reason} -> {error, Reason};
                 Other -> Other
             end;
@@ -179,7 +179,10 @@ handle_call({op, Op, Timeout}, From, #{busy := Busy, last := Last} = S) ->
             Protection = protection(),
             Self = self(),
             %% Not linked: an operation is never cut half way, not even by this server's death.
-            {Pid, _} = spawn_monitor(fun() -> Self ! {done, self(), run(Node, LocalOp, Protection)} end),
+            {Pid, _} = spawn_monitor(fun() ->
+                                         Result = as_given(run(Node, LocalOp, Protection), Local, SupRef),
+                                         Self ! {done, self(), Result}
+                                     end),
             Timer = erlang:send_after(Timeout, self(), {timeout, Pid}),
             Rec = #op{key = Key, ref = SupRef, kind = element(1, Op), from = From, timer = Timer,
                       type = case Op of {restart, _, _, T} -> T; _ -> undefined end, started = Now},
@@ -287,6 +290,12 @@ remote(Node, F, A) ->
         exit:{exception, Reason} -> {error, {erpc, Node, {exit, Reason}}};
         exit:{signal, Reason} -> {error, {erpc, Node, {exit, Reason}}}
     end.
+
+%% The target node names the supervisor by its local name; callers get theirs back.
+as_given({Tag, {Reason, Local}}, Local, SupRef) when Tag =:= refused; Tag =:= error ->
+    {Tag, {Reason, SupRef}};
+as_given(Result, _Local, _SupRef) ->
+    Result.
 
 protection() ->
     #{apps => autonomic_execute_config:get(protected_apps),

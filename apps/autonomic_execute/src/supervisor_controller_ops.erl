@@ -10,11 +10,12 @@
 %%%
 %%% Restarts, with `ChildId' naming a child of `Sup' (the one whose failure prompted it):
 %%% <ul>
-%%%   <li>`quick': `terminate_child' then `restart_child' of that child only (a `temporary'
-%%%       child, whose spec terminate deletes, is started again from its spec and so moves to
-%%%       the end of the start order);</li>
+%%%   <li>`quick': `terminate_child' then `restart_child' of that child only; a `temporary'
+%%%       child is refused (`{temporary_child, Id}'): OTP never restarts one, and does not even
+%%%       keep the arguments it was started with;</li>
 %%%   <li>`full': every child of `Sup' terminated in reverse start order, then restarted in start
-%%%       order, as a `one_for_all' supervisor would;</li>
+%%%       order, as a `one_for_all' supervisor would (and as it would, `temporary' children are
+%%%       terminated and not restarted: their `new' is `undefined');</li>
 %%%   <li>`cold': `Sup' itself terminated and restarted by its parent supervisor (the process
 %%%       that spawned it), which starts all of its children anew.</li>
 %%% </ul>
@@ -127,7 +128,12 @@ protected_app(App, Apps) ->
 %%% Operations
 
 run({restart, SupRef, Id, quick}, Sup) ->
-    with_children(SupRef, Sup, Id, fun(Children) -> quick(Sup, Id, Children) end);
+    with_children(SupRef, Sup, Id, fun(Children) ->
+                                       case temporary(Sup, Id) of
+                                           true -> {refused, {temporary_child, Id}};
+                                           false -> quick(Sup, Id, Children)
+                                       end
+                                   end);
 run({restart, SupRef, Id, full}, Sup) ->
     with_children(SupRef, Sup, Id, fun(Children) -> full(Sup, Children) end);
 run({restart, SupRef, Id, cold}, Sup) ->
@@ -184,15 +190,15 @@ quick(Sup, Id, Children) ->
 
 full(Sup, Children) ->
     Ids = [Id || {Id, _, _, _} <- Children],
+    Temporary = [Id || Id <- Ids, temporary(Sup, Id)],
     T0 = erlang:monotonic_time(microsecond),
-    %% Specs first: terminating a temporary child deletes its spec.
-    Specs = maps:from_list([{Id, Spec} || Id <- Ids, {ok, Spec} <- [supervisor:get_childspec(Sup, Id)]]),
     case terminate_all(Sup, lists:reverse(Ids)) of
         ok ->
-            case start_all(Sup, Ids, Specs, []) of
-                {ok, New} ->
-                    Pairs = [#{id => Id, old => Old, new => N} || {{Id, Old, _, _}, N} <- lists:zip(Children, New)],
-                    verify(T0, Sup, pids([Old || {_, Old, _, _} <- Children]), New, Pairs);
+            case start_all(Sup, Ids -- Temporary, []) of
+                {ok, Started} ->
+                    New = maps:from_list(Started),
+                    Pairs = [#{id => Id, old => Old, new => maps:get(Id, New, undefined)} || {Id, Old, _, _} <- Children],
+                    verify(T0, Sup, pids([Old || {_, Old, _, _} <- Children]), [P || {_, P} <- Started], Pairs);
                 {error, _} = Error ->
                     Error
             end;
@@ -201,49 +207,48 @@ full(Sup, Children) ->
     end.
 
 cold(SupRef, Sup, Children) ->
-    case parent(Sup) of
+    case parent(SupRef, Sup) of
         {ok, Parent, ParentId} ->
-            OldChildren = pids([P || {_, P, _, _} <- Children]),
-            T0 = erlang:monotonic_time(microsecond),
-            case restart_one(Parent, ParentId) of
-                {ok, NewSup} ->
-                    NewChildren = [P || {_, P, _, _} <- start_order(NewSup)],
-                    Named = case SupRef of
-                        Name when is_atom(Name) -> whereis(Name) =:= NewSup;
-                        _ -> true
-                    end,
-                    Pairs = [#{id => Id, old => old_pid(Id, Children), new => P} || {Id, P, _, _} <- start_order(NewSup)],
-                    case Named of
-                        true -> verify(T0, Parent, [Sup | OldChildren], [NewSup | NewChildren], Pairs);
-                        false -> {error, {not_registered_again, SupRef}}
-                    end;
-                {error, _} = Error ->
-                    Error
+            case temporary(Parent, ParentId) of
+                true -> {refused, {temporary_child, ParentId}};
+                false -> cold(SupRef, Sup, Children, Parent, ParentId)
             end;
         {refused, _} = Refused ->
             Refused
     end.
 
-%% terminate_child then restart_child; a temporary child (whose spec terminating deletes) is
-%% started again from the spec read before.
+cold(SupRef, Sup, Children, Parent, ParentId) ->
+    OldChildren = pids([P || {_, P, _, _} <- Children]),
+    T0 = erlang:monotonic_time(microsecond),
+    case restart_one(Parent, ParentId) of
+        {ok, NewSup} ->
+            NewKids = start_order(NewSup),
+            Pairs = [#{id => Id, old => old_pid(Id, Children), new => P} || {Id, P, _, _} <- NewKids],
+            case is_atom(SupRef) andalso whereis(SupRef) =/= NewSup of
+                true -> {error, {not_registered_again, SupRef}};
+                false -> verify(T0, Parent, [Sup | OldChildren], [NewSup | [P || {_, P, _, _} <- NewKids]], Pairs)
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% terminate_child then restart_child (never for a temporary child: its spec goes with it).
 restart_one(Sup, Id) ->
-    {ok, Spec} = supervisor:get_childspec(Sup, Id),
     case supervisor:terminate_child(Sup, Id) of
-        ok -> start_again(Sup, Id, Spec);
+        ok -> started(Id, supervisor:restart_child(Sup, Id));
         {error, Reason} -> {error, {terminate_failed, Id, Reason}}
     end.
 
-start_again(Sup, Id, Spec) ->
-    Result = case supervisor:restart_child(Sup, Id) of
-        {error, not_found} -> supervisor:start_child(Sup, Spec);
-        Other -> Other
-    end,
-    case Result of
-        {ok, Pid} when is_pid(Pid) -> {ok, Pid};
-        {ok, Pid, _} when is_pid(Pid) -> {ok, Pid};
-        {ok, undefined} -> {error, {not_started, Id, ignore}};
-        {ok, undefined, _} -> {error, {not_started, Id, ignore}};
-        {error, Reason} -> {error, {restart_failed, Id, Reason}}
+started(_Id, {ok, Pid}) when is_pid(Pid) -> {ok, Pid};
+started(_Id, {ok, Pid, _}) when is_pid(Pid) -> {ok, Pid};
+started(Id, {ok, undefined}) -> {error, {not_started, Id, ignore}};
+started(Id, {ok, undefined, _}) -> {error, {not_started, Id, ignore}};
+started(Id, {error, Reason}) -> {error, {restart_failed, Id, Reason}}.
+
+temporary(Sup, Id) ->
+    case supervisor:get_childspec(Sup, Id) of
+        {ok, #{restart := temporary}} -> true;
+        _ -> false
     end.
 
 terminate_all(_Sup, []) ->
@@ -254,11 +259,11 @@ terminate_all(Sup, [Id | Ids]) ->
         {error, Reason} -> {error, {terminate_failed, Id, Reason}}
     end.
 
-start_all(_Sup, [], _Specs, Acc) ->
+start_all(_Sup, [], Acc) ->
     {ok, lists:reverse(Acc)};
-start_all(Sup, [Id | Ids], Specs, Acc) ->
-    case start_again(Sup, Id, maps:get(Id, Specs)) of
-        {ok, Pid} -> start_all(Sup, Ids, Specs, [Pid | Acc]);
+start_all(Sup, [Id | Ids], Acc) ->
+    case started(Id, supervisor:restart_child(Sup, Id)) of
+        {ok, Pid} -> start_all(Sup, Ids, [{Id, Pid} | Acc]);
         {error, _} = Error -> Error
     end.
 
@@ -306,20 +311,21 @@ check_supervisor(Pid, Ref) ->
 
 %% The parent supervisor of Sup: the process that spawned it (the supervisor whose start
 %% function started it), and Sup's child id there.
-parent(Sup) ->
+parent(SupRef, Sup) ->
+    Refused = {refused, {no_parent_supervisor, SupRef}},
     case erlang:process_info(Sup, parent) of
         {parent, Parent} when is_pid(Parent) ->
             case proc_lib:initial_call(Parent) of
                 {supervisor, _, _} ->
                     case [Id || {Id, P, _, _} <- supervisor:which_children(Parent), P =:= Sup] of
                         [Id] -> {ok, Parent, Id};
-                        [] -> {refused, {no_parent_supervisor, Sup}}
+                        [] -> Refused
                     end;
                 _ ->
-                    {refused, {no_parent_supervisor, Sup}}
+                    Refused
             end;
         _ ->
-            {refused, {no_parent_supervisor, Sup}}
+            Refused
     end.
 
 %% which_children lists the most recently started child first.
