@@ -420,25 +420,27 @@ outcome(Kind, Outcome, #{receipt := Id, action := Action} = Summary) ->
             {ok, Summary};
         {error, Why} = Error ->
             logger:error("actuator: ~0p failed (receipt ~s): ~0p", [Action, Id, Why], ?LOG),
-            case autonomic_execute_config:get(escalate_failed_actions) of
-                true ->
-                    _ = autonomic_escalate:escalate_async(error, io_lib:format("action ~0p failed", [Action]),
-                                                          #{receipt => Id, action => Action, reason => Why});
-                false ->
-                    ok
-            end,
+            _ = autonomic_execute_config:get(escalate_failed_actions) andalso
+                autonomic_escalate:escalate_async(error, io_lib:format("action ~0p failed", [Action]),
+                                                  #{receipt => Id, action => Action, reason => Why}),
             Error
     end.
 
 %% Runs Fun in a process of its own for at most Timeout ms.
 with_timeout(Fun, Timeout) ->
-    {Pid, MRef} = spawn_monitor(fun() -> exit({done, Fun()}) end),
+    Self = self(),
+    {Pid, MRef} = spawn_monitor(fun() -> Self ! {self(), Fun()} end),
     receive
-        {'DOWN', MRef, process, Pid, {done, Result}} -> {ok, Result};
-        {'DOWN', MRef, process, Pid, Why} -> {error, {crashed, Why}}
+        {Pid, Result} ->
+            erlang:demonitor(MRef, [flush]),
+            {ok, Result};
+        {'DOWN', MRef, process, Pid, Why} ->
+            {error, {crashed, Why}}
     after Timeout ->
         exit(Pid, kill),
         receive {'DOWN', MRef, process, Pid, _} -> ok end,
+        %% A result sent just before the kill arrived before the 'DOWN': drop it.
+        receive {Pid, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
 
