@@ -51,15 +51,17 @@ start_link() ->
 %% @doc Takes one token from `Tenant''s bucket: `true' when the request may go ahead.
 -spec take(tenant()) -> boolean() | {error, invalid_tenant}.
 take(Tenant) when is_binary(Tenant) ->
-    try ets:lookup_element(?TAB, Tenant, 2) of
-        Ref ->
+    %% lookup/2: a tenant without settings (the common case) is a plain [] here, not a raised
+    %% and caught badarg.
+    case ets:lookup(?TAB, Tenant) of
+        [{_, Ref, _, _, _}] ->
             case atomics:get(Ref, ?INTERVAL) of
                 0 -> true;
                 -1 -> false;
                 T -> gcra(Ref, T, atomics:get(Ref, ?TAU), erlang:monotonic_time(nanosecond))
-            end
-    catch
-        error:badarg -> true
+            end;
+        [] ->
+            true
     end;
 take(_) ->
     {error, invalid_tenant}.

@@ -20,8 +20,9 @@
 %%% `degrade_calm_ms' (30 s) of samples asking for less.
 %%%
 %%% {@link feature_enabled/1} (also `autonomic:feature_enabled/1') is one ETS read: every
-%%% feature's row carries its state at the level in force, rewritten when the level changes. A
-%%% feature nobody registered is enabled. Level changes are published as the event
+%%% feature's row is `{Feature, Enabled}' at the level in force, rewritten when the level
+%%% changes (the levels each feature is off in are this process's state). A feature nobody
+%%% registered is enabled. Level changes are published as the event
 %%% `degradation_level_changed' `#{from, to, manual, auto, cause}' and shown by the gauge
 %%% `autonomic_degrade_level' (0 normal .. 3 emergency).
 -module(autonomic_degrade).
@@ -42,6 +43,7 @@
 -type feature() :: atom() | binary().
 
 -record(st, {
+    features = #{} :: #{feature() => [level()]},
     manual = normal :: level(),
     auto = #{level => normal, calm_since => undefined} :: autonomic_degrade_rules:auto(),
     rules :: [autonomic_degrade_rules:rule()],
@@ -60,9 +62,13 @@ start_link() ->
 %% registered.
 -spec feature_enabled(term()) -> boolean().
 feature_enabled(Feature) ->
-    try
-        ets:lookup_element(?TAB, Feature, 3)
+    %% lookup/2 rather than lookup_element/3: a missing key is a plain [] (no exception raised
+    %% and caught on the path of every unregistered feature).
+    try ets:lookup(?TAB, Feature) of
+        [{_, Enabled}] -> Enabled;
+        [] -> true
     catch
+        %% The table is gone: the application is not running.
         error:badarg -> true
     end.
 
@@ -85,7 +91,7 @@ unregister_feature(Feature) ->
 %% @doc Every registered feature: `{Feature, OffIn, EnabledNow}'.
 -spec features() -> [{feature(), [level()], boolean()}].
 features() ->
-    lists:sort([F || {Name, _, _} = F <- ets:tab2list(?TAB), Name =/= ?LEVEL]).
+    gen_server:call(?MODULE, features).
 
 %% @doc The level in force (an ETS read).
 -spec level() -> level().
@@ -142,12 +148,14 @@ init([]) ->
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) -> {reply, term(), #st{}}.
-handle_call({register, Feature, OffIn}, _From, St) ->
-    true = ets:insert(?TAB, {Feature, OffIn, not lists:member(level(), OffIn)}),
-    {reply, ok, St};
-handle_call({unregister, Feature}, _From, St) ->
+handle_call({register, Feature, OffIn}, _From, #st{features = Fs} = St) ->
+    true = ets:insert(?TAB, {Feature, not lists:member(level(), OffIn)}),
+    {reply, ok, St#st{features = Fs#{Feature => OffIn}}};
+handle_call({unregister, Feature}, _From, #st{features = Fs} = St) ->
     true = ets:delete(?TAB, Feature),
-    {reply, ok, St};
+    {reply, ok, St#st{features = maps:remove(Feature, Fs)}};
+handle_call(features, _From, #st{features = Fs} = St) ->
+    {reply, lists:sort([{F, OffIn, feature_enabled(F)} || {F, OffIn} <- maps:to_list(Fs)]), St};
 handle_call({set_level, Level}, _From, #st{manual = Old} = St) ->
     {reply, {ok, Old}, apply_level(St#st{manual = Level}, manual)};
 handle_call({set_rules, Rules}, _From, St) ->
@@ -209,8 +217,7 @@ apply_level(#st{manual = M, auto = #{level := A}} = St, Cause) ->
         Old ->
             %% Features first, then the level: a reader that sees the new level sees every
             %% feature at it.
-            [true = ets:insert(?TAB, {F, OffIn, not lists:member(New, OffIn)})
-             || {F, OffIn, _} <- features()],
+            true = ets:insert(?TAB, [{F, not lists:member(New, OffIn)} || {F, OffIn} <- maps:to_list(St#st.features)]),
             true = ets:insert(?TAB, {?LEVEL, New}),
             ok = autonomic_metrics:set(autonomic_degrade_level, #{}, autonomic_degrade_rules:rank(New)),
             _ = autonomic_events:publish(degradation_level_changed,

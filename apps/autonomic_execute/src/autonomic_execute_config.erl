@@ -31,8 +31,9 @@ defaults() ->
         %% Entitlements
         skus => #{},
         entitlement_check_ms => 60000,
-        %% Installed at start
+        %% Circuit breakers: installed at start; table tuned for many cores asking at once
         breakers => #{},
+        breaker_read_concurrency => false,
         backends => #{}
     }.
 
@@ -58,7 +59,7 @@ valid(K, V) when K =:= action_timeout_ms; K =:= escalation_timeout_ms; K =:= deg
     is_integer(V) andalso V > 0;
 valid(K, V) when K =:= restart_cooldown_ms; K =:= degrade_calm_ms ->
     is_integer(V) andalso V >= 0;
-valid(escalate_failed_actions, V) -> is_boolean(V);
+valid(K, V) when K =:= escalate_failed_actions; K =:= breaker_read_concurrency -> is_boolean(V);
 valid(K, V) when K =:= protected_apps; K =:= protected_supervisors ->
     is_list(V) andalso lists:all(fun is_atom/1, V);
 valid(escalation_webhook, V) -> V =:= none orelse autonomic_escalate:valid_url(V);
