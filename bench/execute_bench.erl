@@ -48,7 +48,8 @@ main() ->
 breaker() ->
     ok = autonomic_breaker:install(bench, #{threshold => 5}),
     {ok, Gen} = bench_gen_breaker:start(),
-    Tab = ets:new(bench_tab, [public, set, {read_concurrency, true}, {write_concurrency, true}]),
+    %% The same kind of table as the breakers' (plain: see autonomic_breaker_server).
+    Tab = ets:new(bench_tab, [public, set]),
     true = ets:insert(Tab, {bench, closed, 0, undefined, none, #{}, monotonic}),
     Scheds = erlang:system_info(schedulers_online),
     Rows = [

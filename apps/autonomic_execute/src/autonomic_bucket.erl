@@ -20,7 +20,8 @@
 %%% bucket), which needs one word of state, the theoretical arrival time (TAT). With emission
 %%% interval `T = 1 / rate' and tolerance `Tau = (Burst - 1) * T', a request at `Now' is admitted
 %%% when `max(TAT, Now) - Now =< Tau', and then moves TAT to `max(TAT, Now) + T'. The TAT, `T'
-%%% and `Tau' (nanoseconds) live in an `atomics' array per tenant; `take/1' is an ETS read of the
+%%% and `Tau' (in the emulator's native time unit, nanoseconds on Linux) live in an `atomics'
+%%% array per tenant; `take/1' is an ETS read of the
 %%% array's reference and a `compare_exchange' loop on the TAT, lock-free, in the caller. The
 %%% admitted count over any interval of length `D' is at most `Burst + D * rate'. Settings
 %%% change through this process, which owns the table.
@@ -58,7 +59,7 @@ take(Tenant) when is_binary(Tenant) ->
             case atomics:get(Ref, ?INTERVAL) of
                 0 -> true;
                 -1 -> false;
-                T -> gcra(Ref, T, atomics:get(Ref, ?TAU), erlang:monotonic_time(nanosecond))
+                T -> gcra(Ref, T, atomics:get(Ref, ?TAU), erlang:monotonic_time())
             end;
         [] ->
             true
@@ -213,7 +214,7 @@ apply_row({Tenant, Ref, Rate, Throttle, Paused} = Row) ->
         {_, 0} -> {-1, 0};
         {none, infinity} -> {0, 0};
         {{_, Burst}, PerSecond} ->
-            I = max(1, round(1.0e9 / PerSecond)),
+            I = max(1, round(erlang:convert_time_unit(1, second, native) / PerSecond)),
             {I, (Burst - 1) * I}
     end,
     %% The tolerance grows with the interval: a take/1 between the two writes must see the
@@ -235,7 +236,7 @@ admitted_rate({PerSecond, _}, Throttle, false) -> PerSecond * (100 - Throttle) /
 new_ref() ->
     Ref = atomics:new(3, [{signed, true}]),
     %% A fresh bucket is full: its TAT is now.
-    ok = atomics:put(Ref, ?TAT, erlang:monotonic_time(nanosecond)),
+    ok = atomics:put(Ref, ?TAT, erlang:monotonic_time()),
     Ref.
 
 valid_tenant(T) -> is_binary(T) andalso byte_size(T) > 0 andalso byte_size(T) =< 256.
