@@ -32,7 +32,8 @@
 %%% </ol>
 %%%
 %%% How: each breaker is a row of a public ETS table owned by {@link autonomic_breaker_server}.
-%%% `ask' reads the state element; in half-open it takes a probe with `ets:update_counter/3'. A
+%%% `ask' reads the state element (by the table's id, kept in `persistent_term': resolving a
+%%% table's name costs more than the read); in half-open it takes a probe with `ets:update_counter/3'. A
 %%% failure in the closed state is recorded by the caller itself, lock-free, in an `atomics'
 %%% ring of the last `threshold' failure times; only the failure that completes `threshold'
 %%% within the window makes a (synchronous) call to the server, which opens the breaker. All
@@ -52,6 +53,10 @@
 -export_type([name/0, options/0, state/0, info/0]).
 
 -define(TAB, autonomic_breakers).
+%% The persistent term holding the table's id, put by autonomic_breaker_server when it creates
+%% the table: a lookup by id skips the resolution of the table's name, which costs more than the
+%% read itself (and an atom key is the cheapest persistent term to find).
+-define(TID, autonomic_breakers).
 -define(SERVER, autonomic_breaker_server).
 
 -type name() :: atom() | binary().
@@ -114,7 +119,7 @@ remove(Name) ->
 %% reports with {@link success/1} or {@link melt/1} (or lets {@link run/2} do it).
 -spec ask(name()) -> ok | blown | {error, not_found}.
 ask(Name) ->
-    try ets:lookup_element(?TAB, Name, 2) of
+    try ets:lookup_element(tab(), Name, 2) of
         closed -> ok;
         open -> ask_open(Name);
         half_open -> ask_half_open(Name)
@@ -151,7 +156,7 @@ run(_Name, Fun) ->
 %% call to the server only when it opens the breaker, or in half-open.
 -spec melt(name()) -> ok | {error, not_found}.
 melt(Name) ->
-    case ets:lookup(?TAB, Name) of
+    case ets:lookup(tab(), Name) of
         [{_, closed, _, _, Ring, #{threshold := N, window_ms := W}, Clock}] ->
             Now = now(Clock),
             K = atomics:add_get(Ring, 1, 1),
@@ -178,7 +183,7 @@ melt(Name) ->
 %% is one ETS read.
 -spec success(name()) -> ok | {error, not_found}.
 success(Name) ->
-    case ets:lookup(?TAB, Name) of
+    case ets:lookup(tab(), Name) of
         [{_, closed, _, _, _, _, _}] ->
             ok;
         [{_, open, _, Until, _, _, Clock}] ->
@@ -249,7 +254,7 @@ valid_option(_, V) -> is_integer(V) andalso V >= 1.
 valid_name(Name) -> is_atom(Name) orelse is_binary(Name).
 
 ask_open(Name) ->
-    case ets:lookup(?TAB, Name) of
+    case ets:lookup(tab(), Name) of
         [{_, open, _, Until, _, _, Clock}] ->
             case now(Clock) >= Until of
                 true -> after_call(Name, call({tick, Name}));
@@ -263,13 +268,13 @@ ask_open(Name) ->
 ask_half_open(Name) ->
     %% The deadline first: a round that has ended is renewed (by the server) before any of its
     %% probes is handed out, so what a caller sees depends only on the clock.
-    case ets:lookup(?TAB, Name) of
+    case ets:lookup(tab(), Name) of
         [{_, half_open, _, Until, _, _, Clock}] ->
             case now(Clock) >= Until of
                 true ->
                     after_call(Name, call({tick, Name}));
                 false ->
-                    try ets:update_counter(?TAB, Name, {3, -1, -1, -1}) of
+                    try ets:update_counter(tab(), Name, {3, -1, -1, -1}) of
                         Left when Left >= 0 -> ok;
                         _ -> blown
                     catch
@@ -282,6 +287,9 @@ ask_half_open(Name) ->
 
 after_call(Name, ok) -> ask(Name);
 after_call(_Name, {error, not_found} = Error) -> Error.
+
+tab() ->
+    persistent_term:get(?TID).
 
 now(monotonic) -> erlang:monotonic_time(millisecond);
 now({M, F}) -> M:F().

@@ -53,11 +53,12 @@ metrics() ->
 -spec init([]) -> {ok, #{}}.
 init([]) ->
     %% Writes are rare (changes of state, and probes taken in half-open; failures go to the
-    %% atomics ring), so no write_concurrency. A plain table's lock is the cheapest for a reader
-    %% on one core; read_concurrency spreads readers over lock groups, which costs each read
-    %% ~50 ns more but scales over many cores asking at once (`breaker_read_concurrency').
-    Read = [{read_concurrency, true} || autonomic_execute_config:get(breaker_read_concurrency)],
-    _ = ets:new(?TAB, [named_table, public, set | Read]),
+    %% atomics ring), so no write_concurrency; read_concurrency as configured (see
+    %% autonomic_execute_config:table_options/0).
+    _ = ets:new(?TAB, [named_table, public, set | autonomic_execute_config:table_options()]),
+    %% Once per start of this process (replacing a persistent term makes the runtime scan every
+    %% process): the fast path reads the table by id.
+    ok = persistent_term:put(?TAB, ets:whereis(?TAB)),
     {ok, #{}}.
 
 %% @private

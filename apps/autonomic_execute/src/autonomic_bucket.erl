@@ -34,6 +34,8 @@
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(TAB, autonomic_buckets).
+%% The persistent term holding the table's id (see init/1).
+-define(TID, ?TAB).
 -define(LOG, #{domain => [autonomic, execute]}).
 %% Atomics: 1 TAT, 2 interval (0: no limit, -1: nothing admitted), 3 tolerance.
 -define(TAT, 1).
@@ -54,7 +56,7 @@ start_link() ->
 take(Tenant) when is_binary(Tenant) ->
     %% lookup/2: a tenant without settings (the common case) is a plain [] here, not a raised
     %% and caught badarg.
-    case ets:lookup(?TAB, Tenant) of
+    case ets:lookup(persistent_term:get(?TID), Tenant) of
         [{_, Ref, _, _, _}] ->
             case atomics:get(Ref, ?INTERVAL) of
                 0 -> true;
@@ -133,7 +135,7 @@ set_paused(Tenant, Paused) ->
 %% or paused.
 -spec controls(tenant()) -> {0..100, boolean()}.
 controls(Tenant) ->
-    case ets:lookup(?TAB, Tenant) of
+    case ets:lookup(persistent_term:get(?TID), Tenant) of
         [{_, _, _, Throttle, Paused}] -> {Throttle, Paused};
         [] -> {0, false}
     end.
@@ -178,7 +180,10 @@ metrics() ->
 -spec init([]) -> {ok, #{}}.
 init([]) ->
     %% {Tenant, AtomicsRef, Rate :: {PerSecond, Burst} | none, Throttle, Paused}
-    _ = ets:new(?TAB, [named_table, protected, set, {read_concurrency, true}]),
+    _ = ets:new(?TAB, [named_table, protected, set | autonomic_execute_config:table_options()]),
+    %% Read by id: resolving a table's name costs more than the read. Put once per start of this
+    %% process (replacing a persistent term makes the runtime scan every process).
+    ok = persistent_term:put(?TID, ets:whereis(?TAB)),
     {ok, #{}}.
 
 %% @private

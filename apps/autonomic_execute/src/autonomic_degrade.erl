@@ -37,6 +37,8 @@
 
 -define(TAB, autonomic_degrade).
 -define(LEVEL, {level}).
+%% The persistent term holding the table's id (see init/1).
+-define(TID, ?TAB).
 -define(LOG, #{domain => [autonomic, execute]}).
 
 -type level() :: autonomic_degrade_rules:level().
@@ -64,11 +66,11 @@ start_link() ->
 feature_enabled(Feature) ->
     %% lookup/2 rather than lookup_element/3: a missing key is a plain [] (no exception raised
     %% and caught on the path of every unregistered feature).
-    try ets:lookup(?TAB, Feature) of
+    try ets:lookup(persistent_term:get(?TID), Feature) of
         [{_, Enabled}] -> Enabled;
         [] -> true
     catch
-        %% The table is gone: the application is not running.
+        %% No table: the application is not running.
         error:badarg -> true
     end.
 
@@ -137,8 +139,11 @@ info() ->
 %% @private
 -spec init([]) -> {ok, #st{}}.
 init([]) ->
-    _ = ets:new(?TAB, [named_table, protected, set, {read_concurrency, true}]),
+    _ = ets:new(?TAB, [named_table, protected, set | autonomic_execute_config:table_options()]),
     true = ets:insert(?TAB, {?LEVEL, normal}),
+    %% Read by id: resolving a table's name costs more than the read. Put once per start of this
+    %% process (replacing a persistent term makes the runtime scan every process).
+    ok = persistent_term:put(?TID, ets:whereis(?TAB)),
     ok = autonomic_metrics:set(autonomic_degrade_level, #{}, 0),
     St = #st{rules = autonomic_execute_config:get(degrade_rules),
              interval = autonomic_execute_config:get(degrade_interval_ms),
