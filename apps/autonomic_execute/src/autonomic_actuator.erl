@@ -27,7 +27,11 @@
 %%% action that had set it, or `none'), and how it ended. Failed actions get a receipt too (with
 %%% `outcome => {error, Reason}') and are escalated ({@link autonomic_escalate}) unless
 %%% `escalate_failed_actions' is false. A reversible action whose receipt cannot be written is
-%%% undone: no action stays in force without its receipt.
+%%% undone: no action stays in force without its receipt. (One case is left open: a reversible
+%%% action whose setting's owner does not answer within the timeout is receipted as
+%%% `{error, timeout}', but the owner may still apply it when it gets to the request, and the
+%%% setting then holds a value no action in force set. Those owners answer in microseconds, so
+%%% it takes an owner that is stuck; the escalation of the failed action reports it.)
 %%%
 %%% Rollback model: every setting an action changes (a slot: a tenant's throttle, a tenant's
 %%% pause, the shedding, the manual degradation level, a backend's active target) keeps a stack

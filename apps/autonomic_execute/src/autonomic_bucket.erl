@@ -55,8 +55,9 @@ start_link() ->
 -spec take(tenant()) -> boolean() | {error, invalid_tenant}.
 take(Tenant) when is_binary(Tenant) ->
     %% lookup/2: a tenant without settings (the common case) is a plain [] here, not a raised
-    %% and caught badarg.
-    case ets:lookup(persistent_term:get(?TID), Tenant) of
+    %% and caught badarg. A badarg means no table: the application is not running, and nothing
+    %% is limited.
+    try ets:lookup(persistent_term:get(?TID), Tenant) of
         [{_, Ref, _, _, _}] ->
             case atomics:get(Ref, ?INTERVAL) of
                 0 -> true;
@@ -65,6 +66,8 @@ take(Tenant) when is_binary(Tenant) ->
             end;
         [] ->
             true
+    catch
+        error:badarg -> true
     end;
 take(_) ->
     {error, invalid_tenant}.
@@ -135,9 +138,11 @@ set_paused(Tenant, Paused) ->
 %% or paused.
 -spec controls(tenant()) -> {0..100, boolean()}.
 controls(Tenant) ->
-    case ets:lookup(persistent_term:get(?TID), Tenant) of
+    try ets:lookup(persistent_term:get(?TID), Tenant) of
         [{_, _, _, Throttle, Paused}] -> {Throttle, Paused};
         [] -> {0, false}
+    catch
+        error:badarg -> {0, false}
     end.
 
 %% @doc `Tenant''s settings and the rate they admit (`infinity' without a rate limit).

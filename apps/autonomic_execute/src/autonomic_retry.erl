@@ -48,12 +48,20 @@ run(Fun, _Opts) ->
 
 %% @doc The delay before the attempt after attempt `Attempt' (>= 1), in milliseconds: uniform in
 %% `[0, min(max_delay_ms, base_ms * 2^(Attempt-1))]'.
--spec delay(pos_integer(), options()) -> non_neg_integer().
-delay(Attempt, Opts) ->
-    #{base_ms := Base, max_delay_ms := Max} = maps:merge(defaults(), Opts),
-    %% The exponent is bounded so a large attempt number cannot build a huge integer.
-    Cap = min(Max, Base bsl min(Attempt - 1, 62)),
-    rand:uniform(Cap + 1) - 1.
+-spec delay(pos_integer(), options()) -> non_neg_integer() | {error, term()}.
+delay(Attempt, Opts) when is_integer(Attempt), Attempt >= 1, is_map(Opts) ->
+    case check(maps:merge(defaults(), Opts)) of
+        {ok, #{base_ms := Base, max_delay_ms := Max}} ->
+            %% The exponent is bounded so a large attempt number cannot build a huge integer.
+            Cap = min(Max, Base bsl min(Attempt - 1, 62)),
+            rand:uniform(Cap + 1) - 1;
+        {error, _} = Error ->
+            Error
+    end;
+delay(Attempt, Opts) when is_map(Opts) ->
+    {error, {invalid_attempt, Attempt}};
+delay(_Attempt, Opts) ->
+    {error, {invalid_options, Opts}}.
 
 %%% Internal
 

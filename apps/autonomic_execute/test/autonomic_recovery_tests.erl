@@ -65,7 +65,11 @@ retry_bad_input_test() ->
     ?assertEqual({error, {invalid_option, base_ms, -1}}, autonomic_retry:run(F, #{base_ms => -1})),
     ?assertEqual({error, {invalid_option, max_delay_ms, x}}, autonomic_retry:run(F, #{max_delay_ms => x})),
     ?assertEqual({error, {invalid_option, retry_if, x}}, autonomic_retry:run(F, #{retry_if => x})),
-    ?assertEqual({error, {unknown_option, tries}}, autonomic_retry:run(F, #{tries => 3})).
+    ?assertEqual({error, {unknown_option, tries}}, autonomic_retry:run(F, #{tries => 3})),
+    ?assertEqual({error, {invalid_attempt, 0}}, autonomic_retry:delay(0, #{})),
+    ?assertEqual({error, {invalid_attempt, x}}, autonomic_retry:delay(x, #{})),
+    ?assertEqual({error, {invalid_options, []}}, autonomic_retry:delay(1, [])),
+    ?assertEqual({error, {invalid_option, base_ms, -5}}, autonomic_retry:delay(1, #{base_ms => -5})).
 
 %%% Fallback
 
