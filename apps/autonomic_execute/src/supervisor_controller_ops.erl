@@ -194,13 +194,15 @@ full(Sup, Children) ->
     T0 = erlang:monotonic_time(microsecond),
     case terminate_all(Sup, lists:reverse(Ids)) of
         ok ->
-            case start_all(Sup, Ids -- Temporary, []) of
-                {ok, Started} ->
+            %% Every child is started even when one before it fails to: a failure leaves as few
+            %% children down as it can, and the error names each that is.
+            case start_all(Sup, Ids -- Temporary, [], []) of
+                {Started, []} ->
                     New = maps:from_list(Started),
                     Pairs = [#{id => Id, old => Old, new => maps:get(Id, New, undefined)} || {Id, Old, _, _} <- Children],
                     verify(T0, Sup, pids([Old || {_, Old, _, _} <- Children]), [P || {_, P} <- Started], Pairs);
-                {error, _} = Error ->
-                    Error
+                {_, Failed} ->
+                    {error, {not_restarted, Failed}}
             end;
         {error, _} = Error ->
             Error
@@ -259,12 +261,12 @@ terminate_all(Sup, [Id | Ids]) ->
         {error, Reason} -> {error, {terminate_failed, Id, Reason}}
     end.
 
-start_all(_Sup, [], Acc) ->
-    {ok, lists:reverse(Acc)};
-start_all(Sup, [Id | Ids], Acc) ->
+start_all(_Sup, [], Started, Failed) ->
+    {lists:reverse(Started), lists:reverse(Failed)};
+start_all(Sup, [Id | Ids], Started, Failed) ->
     case started(Id, supervisor:restart_child(Sup, Id)) of
-        {ok, Pid} -> start_all(Sup, Ids, [{Id, Pid} | Acc]);
-        {error, _} = Error -> Error
+        {ok, Pid} -> start_all(Sup, Ids, [{Id, Pid} | Started], Failed);
+        {error, Reason} -> start_all(Sup, Ids, Started, [Reason | Failed])
     end.
 
 %% The checks behind "verified alive".

@@ -1,5 +1,6 @@
 %%% @doc A worker for the supervisor_controller tests: logs its start (see {@link ctl_test_sup})
 %%% and, with `#{stop_ms => N}', takes N ms to stop (it traps exits, so its supervisor waits).
+%%% While the log table holds `{{fail, Id}}', a worker `Id' refuses to start.
 -module(ctl_test_worker).
 -behaviour(gen_server).
 
@@ -9,10 +10,12 @@ start_link(Id, Opts) ->
     gen_server:start_link(?MODULE, {Id, Opts}, []).
 
 init({Id, Opts}) ->
-    case maps:get(ignore, Opts, false) of
-        true ->
+    case {maps:get(ignore, Opts, false), ets:member(ctl_test_log, {fail, Id})} of
+        {true, _} ->
             ignore;
-        false ->
+        {false, true} ->
+            {stop, refused};
+        {false, false} ->
             _ = maps:is_key(stop_ms, Opts) andalso process_flag(trap_exit, true),
             true = ets:insert(ctl_test_log, {erlang:unique_integer([monotonic, positive]), Id, self()}),
             {ok, Opts}

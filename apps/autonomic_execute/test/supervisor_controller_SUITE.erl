@@ -14,7 +14,8 @@
 -export([quick_restarts_one_child/1, full_restarts_every_child_in_start_order/1,
          cold_restarts_the_supervisor_through_its_parent/1, add_remove_which/1,
          protected_supervisors_are_refused/1, cooldown_per_target/1, one_operation_per_supervisor/1,
-         a_timeout_never_cuts_an_operation/1, temporary_children/1, refusals/1, bad_input/1]).
+         a_timeout_never_cuts_an_operation/1, temporary_children/1, a_child_that_fails_to_start/1, refusals/1,
+         bad_input/1]).
 
 suite() -> [{timetrap, {minutes, 3}}].
 
@@ -25,7 +26,8 @@ groups() ->
                 cold_restarts_the_supervisor_through_its_parent, add_remove_which],
     [{local, [], Restarts}, {remote, [], Restarts},
      {safety, [], [protected_supervisors_are_refused, cooldown_per_target, one_operation_per_supervisor,
-                   a_timeout_never_cuts_an_operation, temporary_children, refusals, bad_input]}].
+                   a_timeout_never_cuts_an_operation, temporary_children, a_child_that_fails_to_start, refusals,
+                   bad_input]}].
 
 init_per_suite(Config) ->
     ok = autonomic_ct:ensure_distributed(),
@@ -262,6 +264,26 @@ temporary_children(Config) ->
                                                                                          [#{id => k, start => {ctl_test_worker, start_link, [k, #{}]}}]]}}),
     ?assertEqual({error, {temporary_child, tsup}},
                  supervisor_controller:restart_child(tsup_temporary_children, k, cold)).
+
+%% A full restart in which one child fails to start again still starts the others, and says
+%% which did not come back.
+a_child_that_fails_to_start(Config) ->
+    MidA = ref(Config, mid_a),
+    Before = snapshot(Config),
+    true = ets:insert(ctl_test_log, {{fail, w2}}),
+    try
+        ?assertMatch({error, {not_restarted, [{restart_failed, w2, _}]}},
+                     supervisor_controller:restart_child(MidA, w1, full))
+    after
+        true = ets:delete(ctl_test_log, {fail, w2})
+    end,
+    After = snapshot(Config),
+    ?assertEqual([true, true], alive(Config, [maps:get(w1, After), maps:get(w3, After)])),
+    ?assertEqual([w1, w2, w3], changed(Before, After)),
+    ?assertEqual(undefined, maps:get(w2, After)),
+    %% The restart failed: a quick restart of w2 brings it back.
+    {ok, #{new_pids := [W2]}} = supervisor_controller:restart_child(MidA, w2, quick),
+    ?assertEqual([true], alive(Config, [W2])).
 
 refusals(Config) ->
     Top = ref(Config, top),
