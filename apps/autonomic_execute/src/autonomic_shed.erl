@@ -31,7 +31,7 @@
 
 -export([start_link/0]).
 -export([admit/1, set/2, clear/0, get/0, stats/0, metrics/0]).
--export([init/1, handle_call/3, handle_cast/2]).
+-export([init/1, handle_call/3, handle_cast/2, terminate/2]).
 
 -export_type([setting/0]).
 
@@ -59,27 +59,32 @@ start_link() ->
 %% `false' to reject it. Runs in the caller: a `persistent_term' read and a few atomics.
 -spec admit(integer()) -> boolean() | {error, {invalid_priority, term()}}.
 admit(Priority) when is_integer(Priority) ->
-    {Cfg, Credit, Counts} = persistent_term:get(?KEY),
-    case atomics:get(Cfg, 1) of
-        0 ->
-            counters:add(Counts, ?ADMITTED, 1),
-            true;
-        Add ->
-            Ix = erlang:system_info(scheduler_id),
-            V = atomics:add_get(Credit, Ix, Add),
-            {Limit, Which} = case Priority < atomics:get(Cfg, 2) of
-                true -> {?ONE, ?REJECTED_LOW};
-                false -> {?HIGH, ?REJECTED_HIGH}
-            end,
-            case V >= Limit of
-                true ->
-                    atomics:sub(Credit, Ix, ?ONE),
-                    counters:add(Counts, Which, 1),
-                    false;
-                false ->
+    case persistent_term:get(?KEY, undefined) of
+        {Cfg, Credit, Counts} ->
+            case atomics:get(Cfg, 1) of
+                0 ->
                     counters:add(Counts, ?ADMITTED, 1),
-                    true
-            end
+                    true;
+                Add ->
+                    Ix = erlang:system_info(scheduler_id),
+                    V = atomics:add_get(Credit, Ix, Add),
+                    {Limit, Which} = case Priority < atomics:get(Cfg, 2) of
+                        true -> {?ONE, ?REJECTED_LOW};
+                        false -> {?HIGH, ?REJECTED_HIGH}
+                    end,
+                    case V >= Limit of
+                        true ->
+                            atomics:sub(Credit, Ix, ?ONE),
+                            counters:add(Counts, Which, 1),
+                            false;
+                        false ->
+                            counters:add(Counts, ?ADMITTED, 1),
+                            true
+                    end
+            end;
+        undefined ->
+            %% The application is not running: nothing is shed.
+            true
     end;
 admit(Priority) ->
     {error, {invalid_priority, Priority}}.
@@ -135,6 +140,8 @@ metrics() ->
 %% @private
 -spec init([]) -> {ok, #{}}.
 init([]) ->
+    %% terminate/2 turns shedding off: the refs outlive this process in the persistent term.
+    process_flag(trap_exit, true),
     %% Config: 1 credit per request (fixed point, 0 = off), 2 threshold, 3 on/off, 4 percent.
     Cfg = atomics:new(4, [{signed, true}]),
     Credit = atomics:new(erlang:system_info(schedulers), [{signed, true}]),
@@ -171,3 +178,10 @@ handle_call(_Req, _From, S) ->
 -spec handle_cast(term(), map()) -> {noreply, map()}.
 handle_cast(_Msg, S) ->
     {noreply, S}.
+
+%% @private
+-spec terminate(term(), map()) -> ok.
+terminate(_Reason, _S) ->
+    {Cfg, _, _} = persistent_term:get(?KEY),
+    ok = atomics:put(Cfg, 1, 0),
+    ok = atomics:put(Cfg, 3, 0).

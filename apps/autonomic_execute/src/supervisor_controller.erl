@@ -236,9 +236,13 @@ finish(Pid, Result0, #{busy := Busy, last := Last} = S) ->
                 undefined -> ok;
                 From -> gen_server:reply(From, Result)
             end,
+            %% Cooldowns that have run out are forgotten, so the map holds only those in force.
+            Now = erlang:monotonic_time(millisecond),
+            Cooldown = autonomic_execute_config:get(restart_cooldown_ms),
+            Live = maps:filter(fun(_, Ended) -> Now - Ended < Cooldown end, Last),
             Last1 = case Rec#op.kind =:= restart andalso Acted of
-                true -> Last#{Key => erlang:monotonic_time(millisecond)};
-                false -> Last
+                true -> Live#{Key => Now};
+                false -> Live
             end,
             S#{busy := maps:remove(Key, Busy), last := Last1};
         [] ->

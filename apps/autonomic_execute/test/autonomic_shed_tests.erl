@@ -113,3 +113,11 @@ rejected(false) -> 1.
 within(Pct, {LS, LR}, {HS, HR}) ->
     Share = 100 * (LR + HR) / (LS + HS),
     ?assert(abs(Share - Pct) =< 2, {Pct, Share}).
+
+%% Stopping the application stops shedding (the counters outlive it in a persistent term).
+stopped_application_sheds_nothing_test() ->
+    Env = execute_test_env:start(),
+    {ok, off} = autonomic_shed:set(100, 10),
+    ?assertNot(autonomic_shed:admit(1)),
+    execute_test_env:stop(Env),
+    ?assert(autonomic_shed:admit(1)).
