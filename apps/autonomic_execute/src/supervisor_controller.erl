@@ -127,7 +127,7 @@ which_children(SupRef) ->
     case check_ref(SupRef) of
         ok ->
             {Node, Local} = target(SupRef),
-            case as_given(remote(Node, which, [Local]), Local, SupRef) of
+            case as_given(remote(Node, which, [Local], read_timeout()), Local, SupRef) of
                 {refused, Reason} -> {error, Reason};
                 Other -> Other
             end;
@@ -141,7 +141,7 @@ is_protected(SupRef) ->
     case check_ref(SupRef) of
         ok ->
             {Node, Local} = target(SupRef),
-            case as_given(remote(Node, is_protected, [Local, protection()]), Local, SupRef) of
+            case as_given(remote(Node, is_protected, [Local, protection()], read_timeout()), Local, SupRef) of
                 {refused, Reason} -> {error, Reason};
                 Other -> Other
             end;
@@ -277,15 +277,21 @@ request(Op, Timeout) ->
     gen_server:call(?MODULE, {op, Op, Timeout}, Timeout + 5000).
 
 run(Node, Op, Protection) ->
-    remote(Node, execute, [Op, Protection]).
+    %% No timeout: an operation is never abandoned half way (a node that stops answering ends
+    %% it with noconnection when the distribution gives up on it).
+    remote(Node, execute, [Op, Protection], infinity).
+
+%% Reads give up after the action timeout.
+read_timeout() ->
+    autonomic_execute_config:get(action_timeout_ms).
 
 %% Applies a function of supervisor_controller_ops on Node (through erpc when it is another
 %% node: only that module is needed there).
-remote(Node, F, A) ->
+remote(Node, F, A, Timeout) ->
     try
         case Node =:= node() of
             true -> apply(supervisor_controller_ops, F, A);
-            false -> erpc:call(Node, supervisor_controller_ops, F, A, infinity)
+            false -> erpc:call(Node, supervisor_controller_ops, F, A, Timeout)
         end
     catch
         error:{erpc, Reason} -> {error, {erpc, Node, Reason}};
