@@ -29,7 +29,8 @@
     governor_thresholds/0,
     forget_tenant/1,
     tenant_count/0,
-    tenants_by_state/0
+    tenants_by_state/0,
+    feature_enabled/1
 ]).
 -export([set_fence/1, fenced/0]).
 
@@ -140,3 +141,11 @@ set_fence(Up) when is_boolean(Up) ->
 -spec fenced() -> boolean().
 fenced() ->
     autonomic_nif:governor_fenced().
+
+%% @doc Whether the feature `Feature' is on at the node's degradation level in force: one ETS read
+%% (`true' for a feature nobody registered, or while the Execute toolkit does not run). Features
+%% are registered, with the levels in which they turn off, by `autonomic_degrade' (application
+%% `autonomic_execute'), which owns this function's answer.
+-spec feature_enabled(term()) -> boolean().
+feature_enabled(Feature) ->
+    autonomic_degrade:feature_enabled(Feature).
