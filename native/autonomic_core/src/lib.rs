@@ -7,3 +7,4 @@
 pub mod governor;
 pub mod kb;
 pub mod ledger;
+pub mod policy;
