@@ -439,7 +439,6 @@ range_text(Lo, LoKind, Hi, HiKind) ->
     ["in ", case LoKind of closed -> "["; open -> "(" end, num_text(Lo), ", ", num_text(Hi),
      case HiKind of closed -> "]"; open -> ")" end].
 
-num_text(N) when is_integer(N) -> integer_to_list(N);
 num_text(N) when N == trunc(N), abs(N) < 1.0e15 -> integer_to_list(trunc(N));
 num_text(N) -> float_to_list(N, [short]).
 
