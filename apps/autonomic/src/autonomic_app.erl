@@ -1,6 +1,7 @@
-%%% @doc The autonomic application: applies the configured governor thresholds, starts the top
-%%% supervisor and declares the core metrics. A bad configuration stops the start with a reason
-%%% that names the key.
+%%% @doc The autonomic application: loads the resilience policy, applies the configured governor
+%%% thresholds, starts the top supervisor, declares the core metrics and installs the policy. A
+%%% bad configuration stops the start with a reason that names the key (and, for the policy,
+%%% `{invalid_config, policy, Problems}' with every problem).
 -module(autonomic_app).
 -behaviour(application).
 
@@ -8,6 +9,23 @@
 
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
+    %% The resilience policy first: an invalid one stops the start with every problem listed.
+    case autonomic_policy:configured() of
+        {ok, Policy, Source} ->
+            case start_core() of
+                {ok, Pid} ->
+                    ok = autonomic_policy:install(Policy, Source),
+                    {ok, Pid};
+                Error ->
+                    Error
+            end;
+        {error, Problems} ->
+            logger:error("autonomic: the configured resilience policy is invalid:~n~ts",
+                         [autonomic_policy:format_problems(Problems)], #{domain => [autonomic, policy]}),
+            {error, {invalid_config, policy, Problems}}
+    end.
+
+start_core() ->
     Thresholds = application:get_env(autonomic, governor_thresholds, #{}),
     case autonomic:configure_governor(Thresholds) of
         ok ->

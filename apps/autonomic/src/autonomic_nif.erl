@@ -49,6 +49,9 @@
     ledger_list/0
 ]).
 
+%% Resilience policy: the Turtle import (autonomic_policy)
+-export([policy_from_turtle/1]).
+
 -on_load(load/0).
 
 -define(LIB, "libautonomic_nif").
@@ -233,3 +236,9 @@ ledger_info(_Ledger) -> erlang:nif_error(nif_not_loaded).
 
 -spec ledger_list() -> [{atom(), reference()}].
 ledger_list() -> erlang:nif_error(nif_not_loaded).
+
+%%% Resilience policy (native/autonomic_nif/src/policy.rs). Application code uses
+%%% `autonomic_policy'. Runs on a dirty CPU scheduler; the document is at most 1 MiB.
+
+-spec policy_from_turtle(term()) -> {ok, term(), [autonomic_policy:problem()]} | {error, [autonomic_policy:problem()]}.
+policy_from_turtle(_Turtle) -> erlang:nif_error(nif_not_loaded).

@@ -8,3 +8,4 @@ pub mod governor;
 pub mod kb;
 pub mod ledger;
 pub mod planner;
+pub mod policy;

@@ -10,6 +10,7 @@ mod atoms;
 mod governor;
 mod kb;
 mod ledger;
+mod policy;
 
 /// All memory of the library goes through `enif_alloc`, so it shows in `erlang:memory(system)`
 /// and in the VM's allocator statistics instead of being invisible to the operator.
