@@ -17,7 +17,7 @@
 -module(chaos_cluster).
 -behaviour(gen_server).
 
--export([start_link/1, stop/0, nodes/0, live/0, info/0, kill/1, restart/1, cut/2, heal/0,
+-export([start_link/1, start/1, stop/0, nodes/0, live/0, info/0, kill/1, restart/1, cut/2, heal/0,
          call/4, os_pid/1, dir/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -41,6 +41,12 @@
 -spec start_link(opts()) -> {ok, pid()} | {error, term()}.
 start_link(Opts) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Opts, [{timeout, ?BOOT_TIMEOUT}]).
+
+%% @doc As {@link start_link/1}, not linked to the caller (a test suite's setup process exits
+%% right after starting it); {@link stop/0} ends it.
+-spec start(opts()) -> {ok, pid()} | {error, term()}.
+start(Opts) ->
+    gen_server:start({local, ?MODULE}, ?MODULE, Opts, [{timeout, ?BOOT_TIMEOUT}]).
 
 %% @doc Stops every node and this process.
 -spec stop() -> ok.
@@ -123,8 +129,9 @@ init(Opts) ->
         Ns = maps:from_list([{Node, #{peer => Peer, name => Name, os_pid => OsPid, status => up, restarts => 0}}
                              || {Name, {Peer, Node, OsPid}} <- lists:zip(Names, Booted)]),
         St = St0#{nodes := Ns},
-        _ = pmap(fun(Node) -> start_apps(Node, St) end, Nodes),
+        %% Connected first, so the applications start in a cluster (no false alarms at start).
         ok = connect(Nodes, St),
+        _ = pmap(fun(Node) -> start_apps(Node, St) end, Nodes),
         {ok, St}
     catch C:R:S ->
         logger:error("chaos cluster: boot failed: ~p:~p ~p", [C, R, S], ?LOG),
@@ -173,8 +180,8 @@ handle_call({restart, Node}, From, #{nodes := Ns, order := Order} = St) ->
                                       {Peer, Node, OsPid} = boot(Name),
                                       N1 = N#{peer := Peer, os_pid := OsPid, status := up},
                                       St1 = St#{nodes := Ns#{Node := N1}},
-                                      ok = start_apps(Node, St1),
                                       ok = connect([Node | Others], St1),
+                                      ok = start_apps(Node, St1),
                                       {ok, Peer, OsPid}
                                   catch C:E ->
                                       logger:warning("chaos cluster: restart of ~p failed: ~p:~p", [Node, C, E], ?LOG),

@@ -67,7 +67,7 @@ controller(Dir, Opts) ->
     _ = case lists:keymember(autonomic, 1, application:which_applications()) of
         true -> ok;
         false ->
-            ok = application:load(autonomic),
+            _ = application:load(autonomic),
             ok = application:set_env(autonomic, data_dir, filename:join(Dir, "controller"))
     end,
     _ = case maps:find(metrics_port, Opts) of

@@ -71,7 +71,8 @@ record_fault(F) when is_map(F) ->
 init(Opts) ->
     declare(),
     Slo = autonomic_policy:get([slo], #{}),
-    _ = [autonomic_metrics:set(autonomic_slo_objective, #{objective => K}, V) || {K, V} <- maps:to_list(Slo), is_number(V)],
+    _ = [autonomic_metrics:set(autonomic_slo_objective, #{objective => K}, V)
+         || {K, V} <- maps:to_list(maps:without([window_ms], Slo)), is_number(V)],
     ok = autonomic_metrics:register_collector(?MODULE, fun collect/0),
     self() ! probe,
     self() ! sample,

@@ -4,7 +4,7 @@
 %%% failures), and watches the workers.
 %%%
 %%% The workload's own recovery, which works with or without the MAPE-K loop: every 100 ms, when
-%%% the active store's check is down and the other's is not, it fails the backend over
+%%% the active store's check is down and the other's is up, it fails the backend over
 %%% (`autonomic_backends:failover/3', which refuses a stale move, so it never undoes the loop's).
 %%% A worker that dies abnormally is reported to the monitor (`failure_reported'
 %%% `#{kind => process_crash, service => jobs_example, supervisor => jobs_worker_sup, child, reason}');
@@ -126,7 +126,9 @@ failover_if_down() ->
             Active = jobs_backend:active(),
             [Other] = Stores -- [Active],
             case {State(Active), State(Other)} of
-                {down, OtherState} when OtherState =/= down ->
+                %% Only to a store seen up: at start, before the nodes see each other, both
+                %% checks fail and nothing must move.
+                {down, up} ->
                     case autonomic_backends:failover(jobs_store, Active, Other) of
                         {ok, _} -> logger:notice("jobs: store ~p down, failed over to ~p", [Active, Other], ?LOG);
                         {error, _} -> ok
