@@ -291,6 +291,9 @@ start_apps(Node, #{dir := Dir, order := Order, opts := Opts} = St) ->
     Settings = [{autonomic, data_dir, NodeDir},
                 {autonomic_monitor, metrics_port, 0},
                 {autonomic_monitor, memory_limit, maps:get(memory_limit, Opts, 1 bsl 30)},
+                %% Resources sampled 4 times a second (the default is once): chaos runs at an
+                %% accelerated schedule, and memory pressure is detected by the sampler.
+                {autonomic_monitor, sample_interval_ms, 250},
                 {autonomic_quorum, members, Order},
                 {jobs_example, stores, [Primary, Secondary]},
                 {jobs_example, rate, maps:get(rate, Opts, 20)}

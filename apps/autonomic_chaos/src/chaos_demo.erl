@@ -10,7 +10,8 @@
 %%% `dir' (a fresh directory under the system's temp dir), `report' (the JSON file, default
 %%% `chaos_report.json' in `dir'), `rate' (jobs/s per node, 20), `warmup_ms' (5,000: the
 %%% baseline before the first fault), `progress' (true: print every 5 s), `weights',
-%%% `max_concurrent', `safe_mode', `pause_on_alert', `require_approval'.
+%%% `max_concurrent', `safe_mode', `pause_on_alert', `require_approval', `metrics_port' (this
+%%% node's /metrics), `on_finish' (a fun run after the report, while everything still runs).
 -module(chaos_demo).
 
 -export([run/1, start/1, finish/1, audit/0]).
@@ -24,7 +25,9 @@ run(Opts) ->
     {ok, Ctx} = start(Opts),
     try
         ok = wait_done(Opts),
-        finish(Ctx)
+        Result = finish(Ctx),
+        _ = [F() || F <- [maps:get(on_finish, Opts, fun() -> ok end)]],
+        Result
     after
         stop_all()
     end.

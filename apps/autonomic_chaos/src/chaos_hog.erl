@@ -61,8 +61,9 @@ grow(Target, Acc) ->
     case erlang:memory(total) >= Target orelse length(Acc) > 256 of
         true -> Acc;
         false ->
-            %% A fresh binary each time (binary:copy), touched so the pages are really used.
-            Chunk = binary:copy(<<1:8>>, 16 * 1024 * 1024),
+            %% A fresh binary each time (binary:copy writes every byte, so the pages are really
+            %% used), made of 1 MB blocks: copying a 1-byte pattern would take seconds.
+            Chunk = binary:copy(<<0:(8 * 1024 * 1024)>>, 16),
             grow(Target, [Chunk | Acc])
     end.
 

@@ -139,7 +139,8 @@ handle_info(tick, St) ->
 handle_info({chaos_event, E}, #{faults := Fs} = St) ->
     At = maps:get(at, E, now_ms()),
     Fs1 = maps:map(fun(_, F) -> on_event(F, E, At) end, Fs),
-    {noreply, St#{faults := Fs1}};
+    %% A fault just detected is checked at once, not at the next tick.
+    {noreply, follow(St#{faults := Fs1})};
 handle_info({checked, Id, StartedAt, true}, #{faults := Fs} = St) ->
     {noreply, St#{faults := update(Id, fun(F) -> recover(F, StartedAt) end, Fs)}};
 handle_info({checked, Id, _StartedAt, _}, #{faults := Fs} = St) ->

@@ -8,8 +8,9 @@
 %%%       deadline, as a client with a list of nodes does. Availability is the fraction that
 %%%       succeeded.</li>
 %%%   <li>Throughput: every second, the jobs completed across the nodes (their counters, by
-%%%       incarnation, so a restarted node counts from zero). The baseline is the median rate
-%%%       before the first fault; degradation is the drop of the rate against it.</li>
+%%%       incarnation, so a restarted node counts from zero), as a rate over the last 3 s. The
+%%%       baseline is the median rate before the first fault; degradation is the drop of the
+%%%       rate against it.</li>
 %%%   <li>Per fault ({@link record_fault/1}, from the orchestrator): MTTD, MTTR, the largest
 %%%       degradation while it was open, recovered or not.</li>
 %%%   <li>Compliance against the policy's `slo' ({@link slo_stats:compliance/2}).</li>
@@ -79,7 +80,7 @@ init(Opts) ->
     {ok, #{interval => maps:get(probe_interval_ms, Opts, 100), deadline => maps:get(deadline_ms, Opts, 1000),
            slo => Slo, ok => 0, failed => 0, recent => [], rates => [], counts => #{},
            baseline => undefined, faults => [], last_sample => now_ms(), first_fault_at => undefined,
-           max_degradation => 0.0, degradation => 0.0, in_flight => 0}}.
+           max_degradation => 0.0, degradation => 0.0, deltas => []}}.
 
 declare() ->
     _ = [autonomic_metrics:declare(N, T, H) || {N, T, H} <- [
@@ -187,7 +188,12 @@ sample(#{counts := C0, rates := Rates, last_sample := Last, first_fault_at := Fi
     Delta = lists:sum([maps:get(completed, S) - maps:get({N, I}, C0, 0)
                        || #{node := N, incarnation := I} = S <- Stats]),
     C1 = maps:merge(C0, maps:from_list([{{N, I}, maps:get(completed, S)} || #{node := N, incarnation := I} = S <- Stats])),
-    Rate = Delta * 1000 / max(1, Now - Last),
+    %% Over the last 3 samples: a node whose counter could not be read in time (a starved
+    %% node) has its jobs counted in a later sample, which one sample alone would show as a
+    %% drop followed by a spike.
+    Deltas = lists:sublist([{Last, Delta} | maps:get(deltas, St, [])], 3),
+    Span = Now - lists:min([From || {From, _} <- Deltas]),
+    Rate = lists:sum([D || {_, D} <- Deltas]) * 1000 / max(1, Span),
     autonomic_metrics:set(autonomic_slo_throughput_jobs_per_second, #{}, Rate),
     Rates1 = [{Now, Rate} | Rates],
     %% The baseline: the median rate of the samples before the first fault (the first sample,
@@ -202,7 +208,7 @@ sample(#{counts := C0, rates := Rates, last_sample := Last, first_fault_at := Fi
     autonomic_metrics:set(autonomic_slo_degradation, #{}, Deg),
     MaxDeg = case First of undefined -> 0.0; _ -> max(Deg, maps:get(max_degradation, St)) end,
     autonomic_metrics:set(autonomic_slo_max_degradation, #{}, MaxDeg),
-    St#{counts := C1, rates := lists:sublist(Rates1, 3600), last_sample := Now,
+    St#{counts := C1, rates := lists:sublist(Rates1, 3600), last_sample := Now, deltas := Deltas,
         baseline := Baseline, degradation := Deg, max_degradation := MaxDeg}.
 
 alert(#{recent := R, slo := Slo}) ->

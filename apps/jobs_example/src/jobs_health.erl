@@ -9,8 +9,8 @@
 %%% A worker that dies abnormally is reported to the monitor (`failure_reported'
 %%% `#{kind => process_crash, service => jobs_example, supervisor => jobs_worker_sup, child, reason}');
 %%% its supervisor restarts it. When this node's schedulers are saturated (normal schedulers
-%%% 90% busy over the last 500 ms), that is reported too (`#{kind => cpu_saturation,
-%%% utilization}'), once until they are below 60% again: the host's CPU figure the monitor
+%%% 90% busy over the last 250 ms), that is reported too (`#{kind => cpu_saturation,
+%%% utilization}'), once until they are below 60% again (checked every 250 ms): the host's CPU figure the monitor
 %%% watches cannot tell which node is starved on a shared machine, the schedulers can.
 -module(jobs_health).
 -behaviour(gen_server).
@@ -73,7 +73,7 @@ handle_info(cpu, #{wall := W0, saturated := Sat} = St) ->
         U < 0.6 -> false;
         true -> Sat
     end,
-    _ = erlang:send_after(500, self(), cpu),
+    _ = erlang:send_after(250, self(), cpu),
     {noreply, St#{wall := W1, saturated := Sat1}};
 handle_info({'DOWN', MRef, process, _Pid, Reason}, #{watched := W} = St) ->
     case maps:take(MRef, W) of
