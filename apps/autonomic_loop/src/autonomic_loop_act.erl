@@ -11,7 +11,8 @@
 %%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor); gone: restarted as a child of its `parent' (every worker new) | the supervisor runs and every child is alive, twice 300 ms apart | none (irreversible) |
 %%% | `quorum_reconfiguration' | a node | the node removed from the membership (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
 %%% | `backend_failover' | a backend of a node | failover from the active target to the next one | every check of the service is `up' | failback (`autonomic_actuator:rollback/1') |
-%%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | the action held | restore the level |
+%%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
+%%% | `load_shedding' | CPU of a node | shed `shed_percent' below priority 1 on the node | the monitor's CPU alarm is cleared | stop shedding |
 %%% | `throttle', then `load_shedding' | a tenant | throttle the tenant by the policy's `throttle_percent'; not enough: shed `shed_percent' from its priority down | the tenant's governor is `stable' or `warn' | unthrottle, stop shedding |
 %%% | `escalate' | anything | `autonomic_escalate:escalate/3' | a human was told | none |
 -module(autonomic_loop_act).
@@ -26,7 +27,9 @@
 -spec strategies(map(), {[atom()], atom() | undefined}) -> [atom()].
 strategies(#{target := Target}, {Policy, Planned}) ->
     Supported = [S || S <- Policy, supports(S, Target)],
-    Ordered = case lists:member(Planned, Supported) of
+    %% Escalation is the last resort: the planner's choice of it (no feasible plan in the
+    %% topology it was given) does not overrule a strategy that acts on the target.
+    Ordered = case Planned =/= escalate andalso lists:member(Planned, Supported) of
         true -> [Planned | Supported -- [Planned]];
         false -> Supported
     end,
@@ -52,6 +55,7 @@ supports(quorum_reconfiguration, {node, _}) -> true;
 supports(backend_failover, {backend, _, _}) -> true;
 supports(graceful_degradation, {backend, _, _}) -> true;
 supports(graceful_degradation, {resource, _, _}) -> true;
+supports(load_shedding, {resource, _, cpu}) -> true;
 supports(throttle, {tenant, _, _}) -> true;
 supports(load_shedding, {tenant, _, _}) -> true;
 supports(escalate, _) -> true;
@@ -123,6 +127,11 @@ execute(graceful_degradation, #{target := Target} = Op, _Policy) ->
 execute(throttle, #{target := {tenant, N, T}} = Op, Policy) ->
     Pct = maps:get(throttle_percent, maps:get(planner, Policy, #{}), 50),
     actuate(N, {throttle, T, Pct}, Op);
+execute(load_shedding, #{target := {resource, N, _}} = Op, Policy) ->
+    %% A saturated node: shed its lowest priority first (below 1: requests of tenants without
+    %% entitlements, and background work).
+    Pct = maps:get(shed_percent, maps:get(planner, Policy, #{}), 25),
+    actuate(N, {shed, Pct, 1}, Op);
 execute(load_shedding, #{target := {tenant, N, T}} = Op, Policy) ->
     Pct = maps:get(shed_percent, maps:get(planner, Policy, #{}), 25),
     case rpc(N, autonomic_actuator, from_governor, [T, {shed, Pct}]) of
@@ -206,6 +215,12 @@ check(S, #{target := {tenant, N, T}}) when S =:= throttle; S =:= load_shedding -
     case rpc(N, autonomic, governor_info, [T]) of
         {ok, {ok, #{state := State}}} -> lists:member(State, [stable, warn]);
         {ok, {error, not_found}} -> true;
+        _ -> false
+    end;
+check(S, #{target := {resource, N, R}}) when S =:= graceful_degradation; S =:= load_shedding ->
+    %% The monitor clears its alarm once the resource is back under its threshold.
+    case rpc(N, alarm_handler, get_alarms, []) of
+        {ok, Alarms} when is_list(Alarms) -> not lists:any(fun({Id, _}) -> Id =:= {autonomic_resource_exhausted, R} end, Alarms);
         _ -> false
     end;
 check(graceful_degradation, _) -> true;

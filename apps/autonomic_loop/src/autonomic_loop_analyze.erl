@@ -23,6 +23,8 @@
 -type input() :: #{events := [autonomic_events:event()],
                    services := [{node(), atom(), map(), up | down}],
                    quorum := map(), now := integer()}.
+%% `quorum' is `quorum_manager:get_quorum_status/0' plus `connected', the nodes connected to
+%% the coordinator's node.
 
 %% Known failure kinds (application reports and rules): {failure type, root cause, base confidence}.
 -define(KINDS, #{
@@ -58,7 +60,9 @@ from_event(#{type := failure_reported, node := From, at := At, detail := D}, Ser
             [incident(Type, Cause, Base, {node, Node}, Symptoms, At, #{})]
     end;
 from_event(#{type := node_down, at := At, detail := #{peer := Peer}}, _Services, Quorum) ->
-    case is_lost_member(Peer, Quorum) of
+    %% Still gone when the cycle looks (a node that came back at once needs nothing); whether
+    %% the quorum manager has dropped it already or not, the operation makes sure it is.
+    case not lists:member(Peer, maps:get(connected, Quorum, [])) of
         true -> [incident(node_down, network_issue, 0.9, {node, Peer}, [sym(node_down), sym(heartbeat_lost)], At, #{})];
         false -> []
     end;
@@ -85,17 +89,13 @@ from_event(_Other, _Services, _Quorum) ->
     [].
 
 %% What needs healing whether or not an event said so: a registered service whose supervisor is
-%% down, a member of the quorum that is unreachable.
-from_snapshot(Services, Quorum, Now) ->
-    Down = [incident(process_crash, service_unavailable, 0.9, {service, N, Name},
-                     [sym(failure_reported), sym(service_down)], Now, #{service => Name, spec => Spec})
-            || {N, Name, Spec, down} <- Services],
-    Lost = [incident(node_down, network_issue, 0.9, {node, P}, [sym(node_down), sym(heartbeat_lost)], Now, #{})
-            || P <- maps:get(members, Quorum, []), is_lost_member(P, Quorum)],
-    Down ++ Lost.
-
-is_lost_member(Peer, Quorum) ->
-    lists:member(Peer, maps:get(members, Quorum, [])) andalso not lists:member(Peer, maps:get(reachable, Quorum, [])).
+%% down. (Not a member that is unreachable: while a cluster starts, members are unreachable
+%% until they connect, and a node lost while no coordinator listened is dropped by the quorum
+%% manager's own node-loss handling.)
+from_snapshot(Services, _Quorum, Now) ->
+    [incident(process_crash, service_unavailable, 0.9, {service, N, Name},
+              [sym(failure_reported), sym(service_down)], Now, #{service => Name, spec => Spec})
+     || {N, Name, Spec, down} <- Services].
 
 service_of(_Node, undefined, _Services) -> #{};
 service_of(Node, Name, Services) ->

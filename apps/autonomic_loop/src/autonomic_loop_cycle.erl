@@ -46,7 +46,8 @@ snapshot() ->
     Results = erpc:multicall(Nodes, autonomic_loop_services, local, [], min(Timeout, 2000)),
     Services = lists:append([[{N, Name, Spec, Status} || {Name, Spec, Status} <- L]
                              || {N, {ok, L}} <- lists:zip(Nodes, Results), is_list(L)]),
-    Quorum = try quorum_manager:get_quorum_status() catch _:_ -> #{} end,
+    Quorum0 = try quorum_manager:get_quorum_status() catch _:_ -> #{} end,
+    Quorum = Quorum0#{connected => nodes()},
     #{services => Services, quorum => Quorum}.
 
 plan(#{failure_type := Type, confidence := C, target := Target} = I, #{services := Services}, Policy) ->
