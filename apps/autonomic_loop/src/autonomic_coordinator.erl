@@ -320,7 +320,7 @@ complete_cycle(Result, #{cycle := C, cycles := Cycles} = D) ->
           knowledge_ms => MaxT(knowledge), total_ms => Total,
           recovered => Recovered, failures_handled => length(maps:get(ops, C, [])),
           operations => maps:get(ops, C, [])},
-    [autonomic_metrics:observe(autonomic_loop_phase_seconds, #{phase => P}, maps:get(K, R) / 1000)
+    _ = [autonomic_metrics:observe(autonomic_loop_phase_seconds, #{phase => P}, maps:get(K, R) / 1000)
      || {P, K} <- [{monitor, detection_ms}, {analyze, analysis_ms}, {plan, planning_ms}, {gate, gate_ms},
                    {execute, execution_ms}, {verify, verify_ms}, {knowledge, knowledge_ms}, {total, total_ms}]],
     autonomic_metrics:inc(autonomic_loop_cycles_total, #{result => Result}),

@@ -116,7 +116,7 @@ safety_check(#{op := #{id := Id}} = S0) ->
     T = now_ms(),
     Context = call({gate_context, Id}),
     Results = autonomic_loop_gates:evaluate(Context, maps:get(gates, maps:get(policy, S))),
-    [{ok, _} = autonomic_loop_journal:write(<<"loop.gate">>, #{op => Id, gate => G, result => R}) || {G, R} <- Results],
+    _ = [{ok, _} = autonomic_loop_journal:write(<<"loop.gate">>, #{op => Id, gate => G, result => R}) || {G, R} <- Results],
     S1 = add_time(gate, now_ms() - T, S),
     case autonomic_loop_gates:decision(Results) of
         pass -> ladder(strategies(S1), S1);
@@ -165,7 +165,7 @@ verify_step(Strategy, Rest, #{op := #{id := Id} = Op} = S0) ->
 %% undone or nothing could be: a restart that did not help).
 undo(Why, #{op := #{id := Id} = Op, actions := Actions} = S) ->
     Undone = autonomic_loop_act:rollback(Actions, Op),
-    [{ok, _} = autonomic_loop_journal:write(<<"loop.rollback">>, #{op => Id, action => A, result => R}) || {A, R} <- Undone],
+    _ = [{ok, _} = autonomic_loop_journal:write(<<"loop.rollback">>, #{op => Id, action => A, result => R}) || {A, R} <- Undone],
     Final = case [R || {_, {error, _} = R} <- Undone] of
         [] when Actions =:= [] -> rolled_back;
         [] -> case lists:any(fun({_, R}) -> R =/= irreversible end, Undone) of
