@@ -52,7 +52,16 @@ cpu_saturation(_) ->
 
 network_partition(_) ->
     V = not_leader(),
-    scenario(network_partition, {[V], lists:sort(chaos_cluster:live() -- [V])}).
+    Majority = lists:sort(chaos_cluster:live() -- [V]),
+    %% The cut is real and holds: the minority sees nobody and is fenced; the majority keeps
+    %% quorum and serves.
+    During = fun() ->
+                     timer:sleep(1000),
+                     ?assertEqual([], chaos_cluster:call(V, erlang, nodes, []) -- [node()]),
+                     ?assertMatch(#{have_quorum := false, mode := minority}, chaos_cluster:call(V, quorum_manager, get_quorum_status, [])),
+                     [?assertEqual(Majority -- [N], lists:sort(chaos_cluster:call(N, erlang, nodes, []))) || N <- Majority]
+             end,
+    scenario(network_partition, {[V], Majority}, During).
 
 node_kill(_) ->
     scenario(node_kill, not_leader()).
@@ -82,6 +91,9 @@ approval_gates_an_experiment(_) ->
 %%% Helpers
 
 scenario(S, V) ->
+    scenario(S, V, fun() -> ok end).
+
+scenario(S, V, During) ->
     Type = chaos_orchestrator:failure_type(S),
     #{detection_ms := DetectMs, recovery_ms := RecoverMs} = autonomic_policy:get([failure_modes, Type], #{}),
     flush(),
@@ -91,6 +103,7 @@ scenario(S, V) ->
     #{type := By, node := On, at := At} = detected(F, T0 + DetectMs),
     Recovered = recovered(F, Ctx, T0 + RecoverMs),
     ct:pal("~p on ~p: detected by ~p on ~p after ~b ms, recovered after ~b ms", [S, V, By, On, At - T0, Recovered - T0]),
+    During(),
     timer:sleep(chaos_scenarios:hold_ms(S)),
     ok = chaos_scenarios:heal(F, Ctx),
     ok = healthy(30000).

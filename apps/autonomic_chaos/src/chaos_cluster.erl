@@ -1,6 +1,7 @@
 %%% @doc A local cluster of real peer nodes (OTP `peer') that chaos experiments run on, owned by
 %%% this process: each node runs autonomic, its monitor, the Execute toolkit, the quorum
-%%% manager, the jobs workload and (when it is on the code path) the MAPE-K loop.
+%%% manager, the jobs workload and (when it is on the code path) the MAPE-K loop, with the
+%%% workload's services registered with the loop ({@link jobs_example:loop_services/0}).
 %%%
 %%% The controlling node drives the peers over their stdio (so no cut of the cluster's network
 %%% ever cuts its control) and talks to them over a hidden distribution connection (so it never
@@ -9,8 +10,8 @@
 %%% Faults it makes real: {@link kill/1} is `kill -9' of the node's OS process;
 %%% {@link restart/1} boots it again with the same name and data directory; {@link cut/2}
 %%% splits the cluster in two (every cross link goes down at once while `global' is held, and a
-%%% cross connection cannot come back because each side uses a wrong cookie for the other's
-%%% nodes); {@link heal/0} restores the cookies and reconnects.
+%%% cross connection cannot come back because each side uses a wrong cookie, its own, for the
+%%% other's nodes); {@link heal/0} restores the cookies and reconnects.
 %%%
 %%% The peers are linked to this process: when it dies (the demo interrupted, a test failing)
 %%% they go down with it; {@link stop/0} stops them all.
@@ -289,6 +290,8 @@ start_apps(Node, #{dir := Dir, order := Order, opts := Opts} = St) ->
           formatter => {logger_formatter, #{single_line => true, template => [time, " ", level, " ", msg, "\n"]}}}], St),
     [Primary, Secondary | _] = Order,
     Settings = [{autonomic, data_dir, NodeDir},
+                %% The built-in planner: five planner C-nodes (OS processes) would only add load.
+                {autonomic, planner_cnode, false},
                 {autonomic_monitor, metrics_port, 0},
                 {autonomic_monitor, memory_limit, maps:get(memory_limit, Opts, 1 bsl 30)},
                 %% Resources sampled 4 times a second (the default is once): chaos runs at an
@@ -302,6 +305,9 @@ start_apps(Node, #{dir := Dir, order := Order, opts := Opts} = St) ->
     [ok = pcall(Node, application, set_env, [App, K, V], St) || {App, K, V} <- Settings],
     Apps = maps:get(apps, Opts, default_apps()),
     [{ok, _} = peer_call_long(Node, application, ensure_all_started, [App], St) || App <- Apps],
+    %% The loop learns what it may heal here.
+    _ = [ok = pcall(Node, autonomic_loop, register_service, [Name, Spec], St)
+         || lists:member(autonomic_loop, Apps), {Name, Spec} <- pcall(Node, jobs_example, loop_services, [], St)],
     ok.
 
 peer_call_long(Node, M, F, A, #{nodes := Ns}) ->
@@ -335,15 +341,17 @@ wait(Fun, Left) ->
     end.
 
 %% A clean split, as a real network failure presents it to global: every cross link goes down
-%% while no node's global_name_server runs; a wrong cookie per cross node keeps each link down
-%% (net_kernel:allow/1 could do it once, but cannot take a node off its list again).
+%% while no node's global_name_server runs. A cross link cannot come back because each side uses
+%% a wrong cookie for the other side's nodes, and a different one per side (with the same wrong
+%% cookie on both sides the handshake would succeed). net_kernel:allow/1 could cut once, but
+%% cannot take a node off its list again.
 split(A, B, #{cookie := Cookie} = St) ->
     All = A ++ B,
-    Bad = list_to_atom("cut_" ++ atom_to_list(Cookie)),
     _ = pmap(fun(N) -> ok = pcall(N, sys, suspend, [global_name_server], St) end, All),
     try
         _ = pmap(fun(N) ->
-                         Cross = case lists:member(N, A) of true -> B; false -> A end,
+                         {Side, Cross} = case lists:member(N, A) of true -> {a, B}; false -> {b, A} end,
+                         Bad = list_to_atom(lists:concat(["cut_", Side, "_", Cookie])),
                          [true = pcall(N, erlang, set_cookie, [O, Bad], St) || O <- Cross],
                          [pcall(N, erlang, disconnect_node, [O], St) || O <- Cross]
                  end, All),

@@ -24,7 +24,7 @@
 
 -export([submit/2, probe/1, stats/0, stores/0, incarnation/0, ack_log/0, count/2]).
 -export([read_ack_log/1, done_ids/0, audit/2]).
--export([init_counters/0]).
+-export([init_counters/0, loop_services/0]).
 
 -define(COUNTERS, {?MODULE, counters}).
 -define(INCARNATION, {?MODULE, incarnation}).
@@ -104,6 +104,17 @@ index(N, [_ | T], I) -> index(N, T, I + 1).
 init_counters() ->
     persistent_term:put(?COUNTERS, counters:new(length(?NAMES), [write_concurrency])),
     persistent_term:put(?INCARNATION, erlang:system_time(millisecond)).
+
+%% @doc The services of this node the MAPE-K loop may heal, for
+%% `autonomic_loop:register_service/2' (whoever starts the loop registers them; the workload
+%% itself never needs the loop): the workers (their supervisor, restartable as a whole by its
+%% parent) and the store (its server and syncer, the backend `jobs_store' it may fail over, and
+%% the stores' health checks).
+-spec loop_services() -> [{atom(), map()}].
+loop_services() ->
+    [{jobs_store, #{supervisor => jobs_example_sup, children => [jobs_store, jobs_sync], backend => jobs_store,
+                    checks => [jobs_store_primary, jobs_store_secondary]}},
+     {jobs_workers, #{supervisor => jobs_worker_sup, parent => jobs_example_sup, depends_on => [jobs_store]}}].
 
 %% @doc The store nodes, primary first (application env `stores', default this node).
 -spec stores() -> [node()].
