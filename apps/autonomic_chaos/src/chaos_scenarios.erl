@@ -15,7 +15,7 @@
 %%% Recovered means the service is back where the fault hit: a probe (a real job, submitted and
 %%% processed) succeeds within its deadline through every live node outside the fault, and the
 %%% scenario's own condition holds (every worker running again; the majority side has quorum; a
-%%% hog is gone).
+%%% hog is gone; the majority side of a partition has quorum).
 -module(chaos_scenarios).
 
 -export([all/0, hold_ms/1, targets/2, inject/2, heal/2, detects/2, recovered/2]).
@@ -162,10 +162,13 @@ condition(process_kill, #{victim := V}, #{children := N}, _) ->
         _ -> false
     end;
 condition(network_partition, _, _, Serving) ->
-    lists:all(fun(N) -> case chaos_cluster:call(N, quorum_manager, get_quorum_status, []) of
-                            #{have_quorum := true} -> true;
-                            _ -> false
-                        end end, Serving);
+    %% The majority side has quorum: every member of the membership in force there has it (a
+    %% node the quorum removed earlier, not yet restored, has none and needs none).
+    Statuses = [chaos_cluster:call(N, quorum_manager, get_quorum_status, []) || N <- Serving],
+    Members = [N || {N, #{members := M}} <- lists:zip(Serving, Statuses), lists:member(N, M)],
+    Members =/= [] andalso
+        lists:all(fun({N, St}) -> not lists:member(N, Members) orelse maps:get(have_quorum, St, false) end,
+                  lists:zip(Serving, Statuses));
 condition(memory_pressure, #{victim := V}, _, _) ->
     chaos_cluster:call(V, chaos_hog, running, [memory]) =:= false;
 condition(cpu_saturation, #{victim := V}, _, _) ->
