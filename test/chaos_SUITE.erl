@@ -18,14 +18,17 @@ all() ->
 
 init_per_suite(Config) ->
     ok = autonomic_ct:ensure_distributed(),
-    {ok, _} = application:ensure_all_started(autonomic),
+    %% This node runs autonomic for the SLO tracker's metrics (the approval test).
+    {ok, Started} = application:ensure_all_started(autonomic),
     Dir = filename:join(?config(priv_dir, Config), "cluster"),
     {ok, _} = chaos_cluster:start(#{size => 5, dir => Dir, rate => 10, prefix => "chaos"}),
     ok = healthy(30000),
-    Config.
+    [{started, Started} | Config].
 
-end_per_suite(_Config) ->
-    chaos_cluster:stop().
+end_per_suite(Config) ->
+    ok = chaos_cluster:stop(),
+    _ = [application:stop(A) || A <- lists:reverse(?config(started, Config))],
+    ok.
 
 init_per_testcase(_, Config) ->
     _ = [erpc:call(N, chaos_forwarder, start, [self()]) || N <- chaos_cluster:live()],

@@ -304,7 +304,7 @@ start_apps(Node, #{dir := Dir, order := Order, opts := Opts} = St) ->
     [ok = pcall(Node, application, load, [App], St) || App <- lists:usort([A || {A, _, _} <- Settings])],
     [ok = pcall(Node, application, set_env, [App, K, V], St) || {App, K, V} <- Settings],
     Apps = maps:get(apps, Opts, default_apps()),
-    [{ok, _} = peer_call_long(Node, application, ensure_all_started, [App], St) || App <- Apps],
+    _ = [{ok, _} = peer_call_long(Node, application, ensure_all_started, [App], St) || App <- Apps],
     %% The loop learns what it may heal here.
     _ = [ok = pcall(Node, autonomic_loop, register_service, [Name, Spec], St)
          || lists:member(autonomic_loop, Apps), {Name, Spec} <- pcall(Node, jobs_example, loop_services, [], St)],

@@ -14,7 +14,7 @@
 %%% node's /metrics), `on_finish' (a fun run after the report, while everything still runs).
 -module(chaos_demo).
 
--export([run/1, start/1, finish/1, audit/0]).
+-export([run/1, start/1, finish/1, audit/0, stop_all/1]).
 
 -define(LOG, #{domain => [autonomic, chaos]}).
 
@@ -29,7 +29,7 @@ run(Opts) ->
         _ = [F() || F <- [maps:get(on_finish, Opts, fun() -> ok end)]],
         Result
     after
-        stop_all()
+        stop_all(Ctx)
     end.
 
 %% @doc Starts the cluster, the tracker and the orchestrator; returns the context for
@@ -38,7 +38,7 @@ run(Opts) ->
 start(Opts) ->
     Dir = maps:get(dir, Opts, filename:join(temp_dir(), "autonomic_demo_" ++ os:getpid())),
     ok = filelib:ensure_path(Dir),
-    ok = controller(Dir, Opts),
+    {ok, Started} = controller(Dir, Opts),
     say(Opts, "starting ~b nodes (data in ~s)...~n", [maps:get(size, Opts, 5), Dir]),
     T0 = erlang:monotonic_time(millisecond),
     {ok, _} = chaos_cluster:start_link(#{size => maps:get(size, Opts, 5), dir => Dir,
@@ -56,7 +56,7 @@ start(Opts) ->
     say(Opts, "measuring the baseline for ~b ms, then chaos for ~b ms, one fault every ~b ms (seed ~p)~n",
         [Warmup, maps:get(duration_ms, Opts, 120000), maps:get(interval_ms, Opts, 5000),
          maps:get(seed, chaos_orchestrator:status())]),
-    {ok, #{dir => Dir, opts => Opts}}.
+    {ok, #{dir => Dir, opts => Opts, started => Started}}.
 
 %% This node: distributed (the peers need it), running autonomic and its monitor for the
 %% tracker's metrics and /metrics (`metrics_port', default the monitor's).
@@ -78,8 +78,7 @@ controller(Dir, Opts) ->
                       application:set_env(autonomic_monitor, metrics_port, Port);
         error -> ok
     end,
-    {ok, _} = application:ensure_all_started(autonomic_monitor),
-    ok.
+    application:ensure_all_started(autonomic_monitor).
 
 loop_state(Node) ->
     case catch erpc:call(Node, autonomic_loop, coordinator, [], 2000) of
@@ -153,9 +152,13 @@ audit() ->
     Done = lists:append([Ids || N <- [P, S], Ids <- [catch erpc:call(N, jobs_example, done_ids, [], 30000)], is_list(Ids)]),
     jobs_example:audit(Acked, Done).
 
-stop_all() ->
+%% @doc Stops the orchestrator, the tracker, the cluster and the applications the demo started
+%% on this node.
+-spec stop_all(map()) -> ok.
+stop_all(#{started := Started}) ->
     _ = [catch M:stop() || M <- [chaos_orchestrator, slo_tracker]],
     _ = (catch chaos_cluster:stop()),
+    _ = [application:stop(A) || A <- lists:reverse(Started)],
     ok.
 
 say(Opts, Fmt, Args) ->

@@ -24,7 +24,7 @@
 -define(LOG, #{domain => [autonomic, jobs]}).
 -define(FAULT, {?MODULE, fault}).
 
--type job() :: #{id := binary(), reply_to => pid() | undefined, submitted_at => integer()}.
+-type job() :: #{id := binary(), payload => term(), reply_to => pid() | undefined, submitted_at => integer()}.
 -type fault() :: none | #{latency_ms => non_neg_integer(), error => boolean()}.
 -export_type([job/0, fault/0]).
 
