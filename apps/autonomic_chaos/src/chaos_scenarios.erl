@@ -3,9 +3,9 @@
 %%%
 %%% | scenario | inject | heal (after `hold_ms') | detected by the event |
 %%% |---|---|---|---|
-%%% | `node_kill' | `kill -9' of the node's OS process | boot it again | `node_down' / `node_suspected' of it |
+%%% | `node_kill' | `kill -9' of the node's OS process | boot it again, a quorum member again | `node_down' / `node_suspected' of it |
 %%% | `process_kill' | `exit(Pid, kill)' of a random workload worker | (its supervisor restarts it) | `failure_reported' `process_crash' |
-%%% | `network_partition' | cut one node off the others | reconnect | `network_partition', `minority_entered', `node_down' |
+%%% | `network_partition' | cut one node off the others | reconnect, a quorum member again | `network_partition', `minority_entered', `node_down' |
 %%% | `backend_latency' | every call to a store takes 600 ms | clear | `backend_down' of its check, its breaker opening |
 %%% | `backend_error' | every call to a store fails | clear | as above |
 %%% | `memory_pressure' | a process allocates to the monitor's threshold | stop it | `resource_exhausted' `memory' |
@@ -92,9 +92,15 @@ ok_or(Other, _) -> {error, Other}.
 %% @doc Ends a fault (chaos's part: the system's recovery is not this).
 -spec heal(fault(), map()) -> ok | {error, term()}.
 heal(#{scenario := node_kill, victim := V}, _) ->
-    chaos_cluster:restart(V);
-heal(#{scenario := network_partition}, _) ->
-    chaos_cluster:heal();
+    case chaos_cluster:restart(V) of
+        ok -> rejoin(V, erlang:monotonic_time(millisecond) + 10000);
+        Error -> Error
+    end;
+heal(#{scenario := network_partition, victim := {Min, _}}, _) ->
+    case chaos_cluster:heal() of
+        ok -> rejoin_all(Min);
+        Error -> Error
+    end;
 heal(#{scenario := S, victim := V}, _) when S =:= backend_latency; S =:= backend_error ->
     case chaos_cluster:call(V, jobs_store, clear_fault, []) of
         ok -> ok;
@@ -108,6 +114,36 @@ heal(#{scenario := cpu_saturation, victim := V}, _) ->
     ok;
 heal(_, _) ->
     ok.
+
+rejoin_all(Nodes) ->
+    Deadline = erlang:monotonic_time(millisecond) + 10000,
+    case [R || N <- Nodes, R <- [rejoin(N, Deadline)], R =/= ok] of
+        [] -> ok;
+        [E | _] -> E
+    end.
+
+%% A restarted (or reconnected) node is back once it is a quorum member again. The quorum manager restores a
+%% node it removed itself (standby) on its own; one removed by a membership change (the loop's
+%% quorum reconfiguration) is proposed again, as an operator bringing a node back does.
+rejoin(V, Deadline) ->
+    Others = chaos_cluster:live() -- [V],
+    Member = fun() -> lists:any(fun(N) -> case chaos_cluster:call(N, quorum_manager, get_quorum_status, []) of
+                                              #{have_quorum := true, members := M} -> lists:member(V, M);
+                                              _ -> false
+                                          end end, Others)
+             end,
+    case Member() of
+        true -> ok;
+        false when Others =:= [] -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> {error, {not_rejoined, V}};
+                false ->
+                    timer:sleep(1500),
+                    _ = Member() orelse chaos_cluster:call(hd(Others), quorum_manager, propose_membership_change, [[V], []]),
+                    rejoin(V, Deadline)
+            end
+    end.
 
 %% @doc Whether an event (from any node's bus) is the detection of a fault.
 -spec detects(fault(), map()) -> boolean().
