@@ -8,7 +8,7 @@
 %%%
 %%% | strategy | target | action | verified when | rollback |
 %%% |---|---|---|---|---|
-%%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor); gone: restarted as a child of its `parent' (every worker new) | the supervisor runs and every child is alive, twice 300 ms apart | none (irreversible) |
+%%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor); gone: restarted as a child of its `parent' (every worker new) | the supervisor runs with every child alive, the same processes 300 ms later | none (irreversible) |
 %%% | `quorum_reconfiguration' | a node | the node removed from the membership (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
 %%% | `backend_failover' | a backend of a node | failover from the active target to the next one | every check of the service is `up' | failback (`autonomic_actuator:rollback/1') |
 %%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
@@ -191,15 +191,23 @@ verify(Strategy, Op, Deadline) ->
     end.
 
 check(supervisor_restart, #{target := {service, N, _}, spec := #{supervisor := Sup}}) ->
-    Healthy = fun() ->
-                      case rpc(N, supervisor, which_children, [Sup]) of
-                          {ok, Children} when is_list(Children) ->
-                              lists:all(fun({_, P, _, _}) -> is_pid(P) end, Children);
-                          _ -> false
-                      end
-              end,
-    %% Twice, 300 ms apart: a worker that crashes again at once is not a recovery.
-    Healthy() andalso (timer:sleep(300) =:= ok) andalso Healthy();
+    Sample = fun() ->
+                     case {rpc(N, erlang, whereis, [Sup]), rpc(N, supervisor, which_children, [Sup])} of
+                         {{ok, SupPid}, {ok, Children}} when is_pid(SupPid), is_list(Children) ->
+                             Pids = [P || {_, P, _, _} <- Children],
+                             case lists:all(fun is_pid/1, Pids) of
+                                 true -> {SupPid, Pids};
+                                 false -> false
+                             end;
+                         _ -> false
+                     end
+             end,
+    %% The same supervisor and the same children twice, 300 ms apart: a worker that crashes again
+    %% and is restarted by its supervisor meanwhile is not a recovery.
+    case Sample() of
+        false -> false;
+        First -> timer:sleep(300), Sample() =:= First
+    end;
 check(quorum_reconfiguration, #{target := {node, P}}) ->
     case quorum_manager:get_quorum_status() of
         #{members := M, have_quorum := true} -> not lists:member(P, M);

@@ -39,9 +39,10 @@ policy() ->
       loop => #{interval_ms => 2000, max_cycle_ms => 30000, lock_ttl_ms => 30000}}.
 
 init_per_suite(Config) ->
-    %% CPU saturation of the shared test machine is not what these cases inject.
+    %% CPU saturation of the shared test machine is not what these cases inject: resources are
+    %% sampled once a minute at most, and CPU counts only at 100%.
     Env = [{autonomic, policy, policy()}, {autonomic_execute, restart_cooldown_ms, 0},
-           {autonomic_monitor, thresholds, #{cpu => 100}}],
+           {autonomic_monitor, sample_interval_ms, 59000}, {autonomic_monitor, thresholds, #{cpu => 100}}],
     Cluster = loop_ct:start_cluster(5, #{dir => ?config(priv_dir, Config), env => Env}),
     loop_ct:wait_until(fun() -> is_map(loop_ct:coordinator(Cluster)) end, fun() -> no_coordinator end, 15000),
     [{cluster, Cluster} | Config].
