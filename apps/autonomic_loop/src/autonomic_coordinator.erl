@@ -130,6 +130,8 @@ handle_event(info, {autonomic_event, #{type := Type} = E}, coordinator, #{events
 handle_event(info, {cycle_planned, Id, Planned, Timings, Snapshot}, coordinator, #{cycle := #{id := Id} = C} = D) ->
     Policy = autonomic_policy:current(),
     Now = erlang:system_time(millisecond),
+    _ = [publish(incident_detected, (maps:with([failure_type, target, symptoms, detected_at, root_cause, confidence], I))
+                 #{incident => maps:get(id, I)}) || #{incident := I} <- Planned],
     {Ops, D1} = lists:foldl(fun(P, {Acc, DAcc}) ->
                                     {OpId, DAcc1} = new_op(P, Id, Policy, DAcc),
                                     {[OpId | Acc], DAcc1}

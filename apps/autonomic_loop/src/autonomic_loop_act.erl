@@ -84,7 +84,8 @@ dependents(Names, N, Services) ->
 reversible(S) -> lists:member(S, [backend_failover, graceful_degradation, throttle, load_shedding]).
 
 %% @doc Runs a strategy's action for an operation: `{ok, ActionRecord}' (what the journal keeps:
-%% `#{strategy, node, action, receipt, result}') or `{error, Reason}'.
+%% `#{kind, node, action, receipt, result}', `kind' the actuator's kind of action, `receipt' its
+%% `execute.<kind>' receipt on `node') or `{error, Reason}'.
 -spec execute(atom(), map(), map()) -> {ok, map()} | {error, term()}.
 execute(supervisor_restart, #{target := {service, N, _}, spec := Spec} = Op, _Policy) ->
     Sup = maps:get(supervisor, Spec),
@@ -142,7 +143,7 @@ execute(load_shedding, #{target := {tenant, N, T}} = Op, Policy) ->
 execute(escalate, #{id := Id, incident := Incident} = Op, _Policy) ->
     Summary = io_lib:format("autonomic loop: ~p on ~p needs a human", [maps:get(failure_type, Incident), maps:get(target, Op)]),
     Result = autonomic_escalate:escalate(warning, Summary, #{operation => Id, incident => maps:get(id, Incident)}),
-    {ok, #{strategy => escalate, node => node(), action => escalate, receipt => undefined, result => Result}};
+    {ok, #{kind => escalate, node => node(), action => escalate, receipt => undefined, result => Result}};
 execute(Strategy, #{target := Target}, _Policy) ->
     {error, {unsupported, Strategy, Target}}.
 
@@ -150,7 +151,7 @@ actuate(Node, Action, #{id := Id}) ->
     Reason = <<"loop operation ", Id/binary>>,
     case rpc(Node, autonomic_actuator, execute, [Action, #{reason => Reason}]) of
         {ok, {ok, #{receipt := Receipt} = Summary}} ->
-            {ok, #{strategy => element(1, Action), node => Node, action => Action, receipt => Receipt,
+            {ok, #{kind => element(1, Action), node => Node, action => Action, receipt => Receipt,
                    result => maps:without([receipt], Summary)}};
         {ok, {error, _} = Error} -> Error;
         Error -> Error
@@ -160,12 +161,12 @@ remove_member(P, Tries) ->
     Status = quorum_manager:get_quorum_status(),
     case lists:member(P, maps:get(members, Status)) of
         false ->
-            {ok, #{strategy => quorum_reconfiguration, node => node(), action => {remove_node, P}, receipt => undefined,
+            {ok, #{kind => remove_node, node => node(), action => {remove_node, P}, receipt => undefined,
                    result => {already_removed, maps:get(epoch, Status)}}};
         true ->
             case quorum_manager:propose_membership_change([], [P]) of
                 {ok, Epoch} ->
-                    {ok, #{strategy => quorum_reconfiguration, node => node(), action => {remove_node, P},
+                    {ok, #{kind => remove_node, node => node(), action => {remove_node, P},
                            receipt => undefined, result => {removed, Epoch}}};
                 {error, Why} when Tries > 0, (Why =:= change_in_progress orelse Why =:= no_quorum orelse
                                               element(1, Why) =:= outcome_unknown) ->

@@ -137,15 +137,19 @@ ladder([], S) ->
     undo(verification_failed, S);
 ladder([Strategy | Rest], #{op := #{id := Id} = Op, policy := Policy} = S0) ->
     %% A pause asked for before the operation acted stops it here, before its first action.
-    case maps:get(actions, S0) =:= [] andalso maps:get(state, S0) =:= safety_check andalso check_pause(S0) of
-        true -> pause(#{reason => paused_by_human}, S0);
-        false ->
+    Paused = maps:get(actions, S0) =:= [] andalso maps:get(state, S0) =:= safety_check andalso check_pause(S0),
+    case {Paused, autonomic:fenced()} of
+        {true, _} -> pause(#{reason => paused_by_human}, S0);
+        %% This node lost quorum since the coordinator last looked: never act in a minority.
+        {false, true} -> undo(fenced, S0);
+        {false, false} ->
             S = enter(in_progress, #{strategy => Strategy}, S0),
             T = now_ms(),
             Result = autonomic_loop_act:execute(Strategy, Op, Policy),
             S1 = add_time(execute, now_ms() - T, S),
             case Result of
-                {ok, Action} ->
+                {ok, Action0} ->
+                    Action = Action0#{strategy => Strategy},
                     {ok, _} = autonomic_loop_journal:write(<<"loop.action">>, Action#{op => Id}),
                     verify_step(Strategy, Rest, S1#{actions := maps:get(actions, S1) ++ [Action]});
                 {error, Why} ->

@@ -109,7 +109,7 @@ tenant_flood_throttled_then_shed(Config) ->
         {completed, D} = await_final(Coord, {tenant, node_of(X), Tenant}, 0),
         Op = maps:get(op, D),
         Actions = [A || {_, <<"loop.action">>, A} <- loop_ct:op_receipts(Coord, Op)],
-        ?assertMatch([#{strategy := throttle}, #{strategy := shed}], Actions),
+        ?assertMatch([#{strategy := throttle, kind := throttle}, #{strategy := load_shedding, kind := shed}], Actions),
         ?assertEqual(load_shedding, maps:get(strategy, maps:get(detail, D))),
         {ok, #{state := GovState}} = loop_ct:call(X, autonomic, governor_info, [Tenant]),
         ?assert(lists:member(GovState, [stable, warn])),

@@ -162,6 +162,7 @@ fenced_node_never_executes(Config) ->
 %% cycles/1 reports the phases of each cycle; the metrics of the contract are exported.
 cycles_and_metrics(Config) ->
     Q = ?config(node, Config),
+    ok = loop_ct:call(Q, loop_wl, collect_events, []),
     ok = loop_ct:call(Q, loop_wl, crash_service, []),
     loop_ct:wait_until(fun() -> loop_ct:call(Q, loop_wl, healthy, []) end, fun() -> loop_ct:call(Q, loop_wl, pids, []) end, 15000),
     loop_ct:wait_until(fun() -> [C || #{failures_handled := N, recovered := true} = C <- loop_ct:call(Q, autonomic, cycles, [5]), N > 0] =/= [] end,
@@ -171,6 +172,16 @@ cycles_and_metrics(Config) ->
      || K <- [detection_ms, analysis_ms, planning_ms, execution_ms, total_ms]],
     ?assert(maps:get(total_ms, C) >= maps:get(execution_ms, C)),
     ?assertEqual({error, {invalid_count, -1}}, loop_ct:call(Q, autonomic, cycles, [-1])),
+    %% The contract's events, with their keys.
+    Events = loop_ct:call(Q, loop_wl, events, []),
+    Of = fun(T) -> [D || #{type := Ty, detail := D} <- Events, Ty =:= T] end,
+    [#{incident := Inc, failure_type := process_crash, target := {service, _, wl}, symptoms := [_ | _], detected_at := _} | _] =
+        Of(incident_detected),
+    [#{op := Op, incident := Inc, strategy := supervisor_restart} | _] = Of(operation_started),
+    [#{op := Op, outcome := completed, recovered := true, total_ms := Total, detected_at := _, finished_at := _} | _] =
+        Of(operation_finished),
+    ?assert(Total >= 0),
+    ?assertMatch([_ | _], [E || #{failures_handled := 1, recovered := true} = E <- Of(cycle_completed)]),
     Text = iolist_to_binary(loop_ct:call(Q, autonomic_metrics, render, [])),
     [?assertNotEqual(nomatch, binary:match(Text, M), M)
      || M <- [<<"autonomic_loop_cycles_total{result=\"ok\"}">>, <<"autonomic_loop_phase_seconds_count{phase=\"total\"}">>,

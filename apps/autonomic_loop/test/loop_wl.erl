@@ -13,7 +13,7 @@
 %%% '''
 -module(loop_wl).
 
--export([start_api/0, start_flaky/0, stop_service/2, crash/1]).
+-export([start_api/0, start_flaky/0, stop_service/2, crash/1, collect_events/0, events/0]).
 -export([start/0, crash_service/0, crash_service/1, pids/0, healthy/0, db_check/0, break_target/1, flood/2, stop_flood/1, set_init_delay/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, start_worker/1, start_flaky_worker/0, start_db/1, start_tenants/0]).
 
@@ -122,6 +122,27 @@ crash(Sup) ->
             timer:sleep(5),
             crash(Sup)
     end.
+
+%% @doc Starts a process on this node that keeps every cluster event it receives.
+collect_events() ->
+    Self = self(),
+    Pid = spawn(fun() ->
+                        ok = autonomic_events:subscribe(cluster),
+                        Self ! subscribed,
+                        (fun Loop(Acc) ->
+                             receive
+                                 {autonomic_event, E} -> Loop([E | Acc]);
+                                 {get, From} -> From ! {events, lists:reverse(Acc)}, Loop(Acc)
+                             end
+                         end)([])
+                end),
+    register(loop_wl_events, Pid),
+    receive subscribed -> ok after 5000 -> error(not_subscribed) end.
+
+%% @doc The events the collector kept, oldest first.
+events() ->
+    loop_wl_events ! {get, self()},
+    receive {events, L} -> L after 5000 -> error(no_events) end.
 
 %%% Supervisors
 
