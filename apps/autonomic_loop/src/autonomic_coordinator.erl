@@ -79,7 +79,7 @@ init([]) ->
     process_flag(trap_exit, true),
     Data = #{last_seen => now_ms(), ops => #{}, workers => #{}, cycle => undefined, events => [],
              cycles => [], history => #{}, incidents => [], spent => [], seq => 0, rerun => false,
-             pause_req => #{}, recent => [], locked_at => #{}, done => #{}},
+             pause_req => #{}, locked_at => #{}, done => #{}},
     {ok, follower, Data, [tick(0)]}.
 
 %% @private
@@ -130,6 +130,8 @@ handle_event(info, {autonomic_event, #{type := Type} = E}, coordinator, #{events
 handle_event(info, {cycle_planned, Id, Planned, Timings, Snapshot}, coordinator, #{cycle := #{id := Id} = C} = D) ->
     Policy = autonomic_policy:current(),
     Now = erlang:system_time(millisecond),
+    _ = [publish(incident_detected, (maps:with([failure_type, target, symptoms, detected_at, root_cause, confidence], I))
+                 #{incident => maps:get(id, I)}) || #{incident := I} <- Planned],
     {Ops, D1} = lists:foldl(fun(P, {Acc, DAcc}) ->
                                     {OpId, DAcc1} = new_op(P, Id, Policy, DAcc),
                                     {[OpId | Acc], DAcc1}
@@ -266,7 +268,7 @@ start_cycle(Why, #{cycle := undefined, seq := Seq, events := Events} = D) ->
     Id = Seq + 1,
     Coord = self(),
     Policy = autonomic_policy:current(),
-    Input = #{id => Id, events => Events, active => active(D), policy => Policy},
+    Input = #{id => Id, events => Events, active => active(D), policy => Policy, healed => healed(D)},
     {Pid, _} = spawn_monitor(fun() -> autonomic_loop_cycle:run(Coord, Input) end),
     Trigger = case Events of
         [] -> undefined;
@@ -279,12 +281,14 @@ start_cycle(Why, #{cycle := undefined, seq := Seq, events := Events} = D) ->
 start_cycle(_Why, D) ->
     {keep_state, D#{rerun := true}}.
 
-%% Targets with an unfinished operation, and those finished in the last second (a service just
-%% restarted may still look down in a snapshot taken a moment before).
-active(#{ops := Ops, recent := Recent}) ->
-    Now = now_ms(),
-    [{T, F} || #{target := T, incident := #{failure_type := F}} <- maps:values(Ops)] ++
-        [{T, F} || {T, F, End} <- Recent, Now - End < 1000].
+%% Targets with an unfinished operation (paused ones included: a human decides).
+active(#{ops := Ops}) ->
+    [{T, F} || #{target := T, incident := #{failure_type := F}} <- maps:values(Ops)].
+
+%% When each target was last restarted successfully: the registry's `service_down' seen before
+%% then came from that restart (or was healed by it).
+healed(#{history := H}) ->
+    maps:from_list([{T, End} || {T, #{last_completed := End}} <- maps:to_list(H)]).
 
 maybe_complete_cycle(#{cycle := #{planned := true, ops := Ops}} = D) ->
     case [Id || Id <- Ops, running(Id, D)] of
@@ -374,6 +378,8 @@ op_done(Id, Final, Info, #{ops := Ops, history := H} = D) ->
             Strategy = maps:get(strategy, Info, maps:get(strategy, Op)),
             Hist0 = maps:get(Target, H, #{consecutive_failures => 0}),
             Hist = case Final of
+                completed when Strategy =:= supervisor_restart ->
+                    Hist0#{consecutive_failures := 0, last_end => Now, last_completed => Now};
                 completed -> Hist0#{consecutive_failures := 0, last_end => Now};
                 _ when Outcome =:= rejected -> Hist0;
                 _ -> Hist0#{consecutive_failures := maps:get(consecutive_failures, Hist0) + 1, last_end => Now}
@@ -389,7 +395,6 @@ op_done(Id, Final, Info, #{ops := Ops, history := H} = D) ->
             end,
             D#{ops := Ops1, history := maps:put(Target, Hist, H), spent := Spent,
                done := maps:put(Id, Info, maps:get(done, D)),
-               recent := [{Target, maps:get(failure_type, Incident), now_ms()} | lists:sublist(maps:get(recent, D), 50)],
                locked_at := maps:remove(Id, maps:get(locked_at, D)),
                pause_req := maps:remove(Id, maps:get(pause_req, D))};
         error ->
@@ -496,12 +501,13 @@ human(Decision, Id, #{state := State} = Op, D) ->
     case {Decision, State} of
         {Resume, paused_for_human_review} when Resume =:= approve; Resume =:= resume ->
             {ok, _} = autonomic_loop_journal:write(<<"loop.human">>, #{op => Id, decision => Decision, by => node()}),
-            {ok, spawn_op(Op, autonomic_policy:current(), approved, D)};
+            {ok, spawn_op(Op, autonomic_policy:current(), approved, D#{pause_req := maps:remove(Id, maps:get(pause_req, D))})};
         {reject, paused_for_human_review} ->
             {ok, _} = autonomic_loop_journal:write(<<"loop.human">>, #{op => Id, decision => reject, by => node()}),
             D1 = update_op(Id, fun(O) -> O#{rejected => true} end, D),
             {ok, spawn_op(Op#{rejected => true}, autonomic_policy:current(), {reject, human}, D1)};
-        {pause, S} when S =/= paused_for_human_review ->
+        {pause, S} when S =:= init; S =:= locked; S =:= safety_check ->
+            %% Only before it acts: an operation executing or verifying finishes (or rolls back).
             {ok, _} = autonomic_loop_journal:write(<<"loop.human">>, #{op => Id, decision => pause, by => node()}),
             {ok, D#{pause_req := maps:put(Id, true, maps:get(pause_req, D))}};
         {_, S} ->
@@ -525,7 +531,9 @@ gate_context(Id, #{ops := Ops, history := H, incidents := Inc, spent := Spent} =
       headroom => headroom(maps:get(target, Op))}.
 
 %% Spare capacity of the node that takes the work (the target's node): the memory left under
-%% the node's limit, from the monitor's latest sample; unknown when there is none.
+%% the node's limit, from the monitor's latest sample; unknown when there is none. Memory, not
+%% CPU: what a restart or a failover needs room for is the new processes' state, and CPU use
+%% swings from one second to the next.
 headroom(Target) ->
     Node = case Target of
         {node, _} -> node();
@@ -533,7 +541,7 @@ headroom(Target) ->
         _ -> element(2, Target)
     end,
     try erpc:call(Node, mape_k_resources, latest, [], 2000) of
-        #{memory := #{used_percent := P}} when is_number(P) -> max(0.0, 1 - P / 100);
+        #{usage_percent := #{memory := P}} when is_number(P) -> max(0.0, 1 - P / 100);
         _ -> undefined
     catch
         _:_ -> undefined

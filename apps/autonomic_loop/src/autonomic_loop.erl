@@ -63,8 +63,10 @@ approve(Id) -> human(approve, Id).
 -spec reject(binary()) -> ok | {error, term()}.
 reject(Id) -> human(reject, Id).
 
-%% @doc Pauses a running operation at its next step (before it acts again); it then waits for
-%% {@link resume/1} or {@link approve/1} (or {@link reject/1}).
+%% @doc Pauses an operation that has not acted yet (`init', `locked', `safety_check'): it stops
+%% before acting and waits for {@link resume/1} or {@link approve/1} (or {@link reject/1}). An
+%% operation executing or verifying is not paused (`{error, {invalid_state, State}}'): it
+%% finishes or rolls back.
 -spec pause(binary()) -> ok | {error, term()}.
 pause(Id) -> human(pause, Id).
 

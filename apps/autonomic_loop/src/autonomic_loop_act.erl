@@ -8,7 +8,7 @@
 %%%
 %%% | strategy | target | action | verified when | rollback |
 %%% |---|---|---|---|---|
-%%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor); gone: restarted as a child of its `parent' (every worker new) | the supervisor runs and every child is alive, twice 300 ms apart | none (irreversible) |
+%%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor); gone: restarted as a child of its `parent' (every worker new) | the supervisor runs with every child alive, the same processes 300 ms later | none (irreversible) |
 %%% | `quorum_reconfiguration' | a node | the node removed from the membership (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
 %%% | `backend_failover' | a backend of a node | failover from the active target to the next one | every check of the service is `up' | failback (`autonomic_actuator:rollback/1') |
 %%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
@@ -84,7 +84,8 @@ dependents(Names, N, Services) ->
 reversible(S) -> lists:member(S, [backend_failover, graceful_degradation, throttle, load_shedding]).
 
 %% @doc Runs a strategy's action for an operation: `{ok, ActionRecord}' (what the journal keeps:
-%% `#{strategy, node, action, receipt, result}') or `{error, Reason}'.
+%% `#{kind, node, action, receipt, result}', `kind' the actuator's kind of action, `receipt' its
+%% `execute.<kind>' receipt on `node') or `{error, Reason}'.
 -spec execute(atom(), map(), map()) -> {ok, map()} | {error, term()}.
 execute(supervisor_restart, #{target := {service, N, _}, spec := Spec} = Op, _Policy) ->
     Sup = maps:get(supervisor, Spec),
@@ -142,7 +143,7 @@ execute(load_shedding, #{target := {tenant, N, T}} = Op, Policy) ->
 execute(escalate, #{id := Id, incident := Incident} = Op, _Policy) ->
     Summary = io_lib:format("autonomic loop: ~p on ~p needs a human", [maps:get(failure_type, Incident), maps:get(target, Op)]),
     Result = autonomic_escalate:escalate(warning, Summary, #{operation => Id, incident => maps:get(id, Incident)}),
-    {ok, #{strategy => escalate, node => node(), action => escalate, receipt => undefined, result => Result}};
+    {ok, #{kind => escalate, node => node(), action => escalate, receipt => undefined, result => Result}};
 execute(Strategy, #{target := Target}, _Policy) ->
     {error, {unsupported, Strategy, Target}}.
 
@@ -150,7 +151,7 @@ actuate(Node, Action, #{id := Id}) ->
     Reason = <<"loop operation ", Id/binary>>,
     case rpc(Node, autonomic_actuator, execute, [Action, #{reason => Reason}]) of
         {ok, {ok, #{receipt := Receipt} = Summary}} ->
-            {ok, #{strategy => element(1, Action), node => Node, action => Action, receipt => Receipt,
+            {ok, #{kind => element(1, Action), node => Node, action => Action, receipt => Receipt,
                    result => maps:without([receipt], Summary)}};
         {ok, {error, _} = Error} -> Error;
         Error -> Error
@@ -160,12 +161,12 @@ remove_member(P, Tries) ->
     Status = quorum_manager:get_quorum_status(),
     case lists:member(P, maps:get(members, Status)) of
         false ->
-            {ok, #{strategy => quorum_reconfiguration, node => node(), action => {remove_node, P}, receipt => undefined,
+            {ok, #{kind => remove_node, node => node(), action => {remove_node, P}, receipt => undefined,
                    result => {already_removed, maps:get(epoch, Status)}}};
         true ->
             case quorum_manager:propose_membership_change([], [P]) of
                 {ok, Epoch} ->
-                    {ok, #{strategy => quorum_reconfiguration, node => node(), action => {remove_node, P},
+                    {ok, #{kind => remove_node, node => node(), action => {remove_node, P},
                            receipt => undefined, result => {removed, Epoch}}};
                 {error, Why} when Tries > 0, (Why =:= change_in_progress orelse Why =:= no_quorum orelse
                                               element(1, Why) =:= outcome_unknown) ->
@@ -191,15 +192,23 @@ verify(Strategy, Op, Deadline) ->
     end.
 
 check(supervisor_restart, #{target := {service, N, _}, spec := #{supervisor := Sup}}) ->
-    Healthy = fun() ->
-                      case rpc(N, supervisor, which_children, [Sup]) of
-                          {ok, Children} when is_list(Children) ->
-                              lists:all(fun({_, P, _, _}) -> is_pid(P) end, Children);
-                          _ -> false
-                      end
-              end,
-    %% Twice, 300 ms apart: a worker that crashes again at once is not a recovery.
-    Healthy() andalso (timer:sleep(300) =:= ok) andalso Healthy();
+    Sample = fun() ->
+                     case {rpc(N, erlang, whereis, [Sup]), rpc(N, supervisor, which_children, [Sup])} of
+                         {{ok, SupPid}, {ok, Children}} when is_pid(SupPid), is_list(Children) ->
+                             Pids = [P || {_, P, _, _} <- Children],
+                             case lists:all(fun is_pid/1, Pids) of
+                                 true -> {SupPid, Pids};
+                                 false -> false
+                             end;
+                         _ -> false
+                     end
+             end,
+    %% The same supervisor and the same children twice, 300 ms apart: a worker that crashes again
+    %% and is restarted by its supervisor meanwhile is not a recovery.
+    case Sample() of
+        false -> false;
+        First -> timer:sleep(300), Sample() =:= First
+    end;
 check(quorum_reconfiguration, #{target := {node, P}}) ->
     case quorum_manager:get_quorum_status() of
         #{members := M, have_quorum := true} -> not lists:member(P, M);

@@ -13,22 +13,30 @@
 %% @doc Runs the first phases for cycle `Id' and sends the coordinator
 %% `{cycle_planned, Id, Planned, Timings, Snapshot}'. `Input': `events' (since the last cycle),
 %% `active' (`[{Target, FailureType}]' of the operations not finished: not planned again),
-%% `policy'.
+%% `healed' (`#{Target => SystemMs}': when a restart of it last completed; a service seen down
+%% before then is not planned again), `policy'.
 -spec run(pid(), map()) -> ok.
-run(Coord, #{id := Id, events := Events, active := Active, policy := Policy}) ->
+run(Coord, #{id := Id, events := Events, active := Active, policy := Policy} = Input) ->
+    Healed = maps:get(healed, Input, #{}),
     T0 = now_ms(),
     Snapshot = snapshot(),
     T1 = now_ms(),
     Incidents0 = autonomic_loop_analyze:incidents(Snapshot#{events => Events, now => erlang:system_time(millisecond)}),
     %% A second incident on a target under an operation is planned only when its failure type
     %% differs (it then waits for the target's lock: one after the other).
-    Incidents1 = [I || #{target := T, failure_type := F} = I <- Incidents0, not lists:member({T, F}, Active)],
+    Incidents1 = [I || #{target := T, failure_type := F} = I <- Incidents0,
+                       not lists:member({T, F}, Active), not self_inflicted(I, Healed)],
     Incidents = [autonomic_loop_analyze:confidence(I, similar(I)) || I <- Incidents1],
     T2 = now_ms(),
     Planned = [plan(I, Snapshot, Policy) || I <- Incidents],
     T3 = now_ms(),
     Coord ! {cycle_planned, Id, Planned, #{monitor => T1 - T0, analyze => T2 - T1, plan => T3 - T2}, Snapshot},
     ok.
+
+%% A restart makes the old supervisor go down, which the registry reports: a service seen down
+%% before the restart that healed it completed is not a new incident.
+self_inflicted(#{target := T, symptoms := Symptoms, detected_at := At}, Healed) ->
+    lists:member(<<"service_down">>, Symptoms) andalso At =< maps:get(T, Healed, At - 1).
 
 similar(#{symptoms := Symptoms}) ->
     try autonomic_kb:similar(Symptoms, #{threshold => 0.5, limit => 20}) of

@@ -120,7 +120,15 @@ safety_check(#{op := #{id := Id}} = S0) ->
     S1 = add_time(gate, now_ms() - T, S),
     case autonomic_loop_gates:decision(Results) of
         pass -> ladder(strategies(S1), S1);
-        {wait, Ms} -> timer:sleep(min(Ms, 5000)), safety_check(S1);
+        {wait, Ms} ->
+            %% Not holding the locks while waiting out a cooldown: an operation a human resumed
+            %% (which skips the gates) may go first.
+            release(S1),
+            timer:sleep(min(Ms, 1000)),
+            case check_pause(S1) of
+                true -> pause(#{reason => paused_by_human}, S1#{locks := []});
+                false -> safety_check(take_locks(S1))
+            end;
         {review, Failed} -> pause(#{reason => {gates_failed, Failed}}, S1)
     end.
 
@@ -128,15 +136,20 @@ safety_check(#{op := #{id := Id}} = S0) ->
 ladder([], S) ->
     undo(verification_failed, S);
 ladder([Strategy | Rest], #{op := #{id := Id} = Op, policy := Policy} = S0) ->
-    case check_pause(S0) of
-        true -> undo(paused_by_human, S0);
-        false ->
+    %% A pause asked for before the operation acted stops it here, before its first action.
+    Paused = maps:get(actions, S0) =:= [] andalso maps:get(state, S0) =:= safety_check andalso check_pause(S0),
+    case {Paused, autonomic:fenced()} of
+        {true, _} -> pause(#{reason => paused_by_human}, S0);
+        %% This node lost quorum since the coordinator last looked: never act in a minority.
+        {false, true} -> undo(fenced, S0);
+        {false, false} ->
             S = enter(in_progress, #{strategy => Strategy}, S0),
             T = now_ms(),
             Result = autonomic_loop_act:execute(Strategy, Op, Policy),
             S1 = add_time(execute, now_ms() - T, S),
             case Result of
-                {ok, Action} ->
+                {ok, Action0} ->
+                    Action = Action0#{strategy => Strategy},
                     {ok, _} = autonomic_loop_journal:write(<<"loop.action">>, Action#{op => Id}),
                     verify_step(Strategy, Rest, S1#{actions := maps:get(actions, S1) ++ [Action]});
                 {error, Why} ->

@@ -42,6 +42,8 @@ start_apps(#{peer := Peer, dir := Dir}, Env) ->
           filters => [{progress, {fun logger_filters:progress/2, stop}}],
           formatter => {logger_formatter, #{single_line => true, template => [time, " ", level, " ", msg, "\n"]}}}]),
     ok = peer:call(Peer, logger, set_primary_config, [level, info]),
+    %% The console (the peer's stdio, which the controlling node prints) gets notices and worse.
+    ok = peer:call(Peer, logger, set_handler_config, [default, level, notice]),
     Settings = [{autonomic, data_dir, Dir}, {autonomic, planner_cnode, false}, {autonomic_monitor, metrics_port, 0} | Env],
     [ok = peer:call(Peer, application, load, [App]) || App <- lists:usort([A || {A, _, _} <- Settings])],
     [ok = peer:call(Peer, application, set_env, [App, K, V]) || {App, K, V} <- Settings],

@@ -13,8 +13,9 @@
 %%% '''
 -module(loop_wl).
 
+-export([start_api/0, start_flaky/0, stop_service/2, crash/1, collect_events/0, events/0]).
 -export([start/0, crash_service/0, crash_service/1, pids/0, healthy/0, db_check/0, break_target/1, flood/2, stop_flood/1, set_init_delay/1]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, start_worker/1, start_db/1, start_tenants/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, start_worker/1, start_flaky_worker/0, start_db/1, start_tenants/0]).
 
 %%% Setup and control (called on the peer through peer:call)
 
@@ -91,6 +92,58 @@ flood(Tenant, PerTick) ->
 stop_flood(Tenant) ->
     gen_server:call(loop_wl_tenants, {stop, Tenant}).
 
+%% @doc Adds the service `api' (supervisor `loop_wl_api_sup', worker `api1'), which depends on
+%% `wl'.
+start_api() ->
+    {ok, _} = supervisor:start_child(loop_wl_top, #{id => loop_wl_api_sup, restart => transient, type => supervisor,
+                                                    start => {supervisor, start_link, [{local, loop_wl_api_sup}, ?MODULE, api]}}),
+    ok = autonomic_loop:register_service(api, #{supervisor => loop_wl_api_sup, parent => loop_wl_top, depends_on => [wl]}).
+
+%% @doc Adds the service `flaky' whose worker dies 150 ms after every start: its supervisor gives
+%% up within half a second, and no restart ever heals it.
+start_flaky() ->
+    {ok, _} = supervisor:start_child(loop_wl_top, #{id => loop_wl_flaky_sup, restart => transient, type => supervisor,
+                                                    start => {supervisor, start_link, [{local, loop_wl_flaky_sup}, ?MODULE, flaky]}}),
+    ok = autonomic_loop:register_service(flaky, #{supervisor => loop_wl_flaky_sup, parent => loop_wl_top}).
+
+%% @doc Unregisters a service and removes its supervisor from the top supervisor.
+stop_service(Name, Sup) ->
+    ok = autonomic_loop:unregister_service(Name),
+    _ = supervisor:terminate_child(loop_wl_top, Sup),
+    _ = supervisor:delete_child(loop_wl_top, Sup),
+    ok.
+
+%% @doc Kills a worker's supervisor's worker until the supervisor gives up.
+crash(Sup) ->
+    case whereis(Sup) of
+        undefined -> ok;
+        _ ->
+            _ = [exit(P, kill) || {_, P, _, _} <- catch supervisor:which_children(Sup), is_pid(P)],
+            timer:sleep(5),
+            crash(Sup)
+    end.
+
+%% @doc Starts a process on this node that keeps every cluster event it receives.
+collect_events() ->
+    Self = self(),
+    Pid = spawn(fun() ->
+                        ok = autonomic_events:subscribe(cluster),
+                        Self ! subscribed,
+                        (fun Loop(Acc) ->
+                             receive
+                                 {autonomic_event, E} -> Loop([E | Acc]);
+                                 {get, From} -> From ! {events, lists:reverse(Acc)}, Loop(Acc)
+                             end
+                         end)([])
+                end),
+    register(loop_wl_events, Pid),
+    receive subscribed -> ok after 5000 -> error(not_subscribed) end.
+
+%% @doc The events the collector kept, oldest first.
+events() ->
+    loop_wl_events ! {get, self()},
+    receive {events, L} -> L after 5000 -> error(no_events) end.
+
 %%% Supervisors
 
 init(top) ->
@@ -100,6 +153,10 @@ init(top) ->
            #{id => loop_wl_db_primary, start => {?MODULE, start_db, [loop_wl_db_primary]}},
            #{id => loop_wl_db_secondary, start => {?MODULE, start_db, [loop_wl_db_secondary]}},
            #{id => loop_wl_tenants, start => {?MODULE, start_tenants, []}}]}};
+init(api) ->
+    {ok, {#{strategy => one_for_one, intensity => 2, period => 5}, [#{id => api1, start => {?MODULE, start_worker, [api1]}}]}};
+init(flaky) ->
+    {ok, {#{strategy => one_for_one, intensity => 2, period => 5}, [#{id => flaky1, start => {?MODULE, start_flaky_worker, []}}]}};
 init(wl) ->
     {ok, {#{strategy => one_for_one, intensity => 2, period => 5},
           [#{id => w1, start => {?MODULE, start_worker, [w1]}},
@@ -115,6 +172,9 @@ init(tenants) ->
     {ok, #{floods => #{}, reported => #{}}}.
 
 start_worker(Name) -> gen_server:start_link({local, Name}, ?MODULE, {worker, Name}, []).
+start_flaky_worker() ->
+    Pid = spawn_link(fun() -> timer:sleep(150), exit(flaky) end),
+    {ok, Pid}.
 start_db(Name) -> gen_server:start_link({local, Name}, ?MODULE, db, []).
 start_tenants() -> gen_server:start_link({local, loop_wl_tenants}, ?MODULE, tenants, []).
 
