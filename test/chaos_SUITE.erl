@@ -74,7 +74,8 @@ node_kill(_) ->
 approval_gates_an_experiment(_) ->
     {ok, _} = slo_tracker:start_link(#{}),
     {ok, _} = chaos_orchestrator:start_link(#{interval_ms => 500, duration_ms => 60000, seed => 3,
-                                              require_approval => true, weights => #{process_kill => 1}}),
+                                              require_approval => true, pause_on_alert => false,
+                                              weights => #{process_kill => 1}}),
     try
         ok = autonomic_ct:wait_until(fun() -> chaos_orchestrator:pending() =/= [] end, 10000),
         timer:sleep(1500),

@@ -48,7 +48,8 @@ faults() ->
 report() ->
     Faults = faults(),
     Slo = try slo_tracker:summary() catch exit:_ -> #{} end,
-    chaos_report:build(Faults, Slo#{seed => maps:get(seed, status())}).
+    #{seed := Seed, waits := Waits} = status(),
+    chaos_report:build(Faults, Slo#{seed => Seed, waits => Waits}).
 
 %% @doc Experiments awaiting approval (`require_approval').
 -spec pending() -> [map()].

@@ -30,6 +30,8 @@ build(Faults, Slo) ->
       probes => maps:get(probes, Slo, undefined),
       baseline_jobs_per_second => maps:get(baseline_jobs_per_second, Slo, undefined),
       compliance => maps:get(compliance, Slo, #{}),
+      %% Scheduler ticks (100 ms) an injection waited, by reason.
+      waits => maps:get(waits, Slo, #{}),
       events => [event(F) || F <- Faults]}.
 
 times(Fs, Key) ->
@@ -76,6 +78,11 @@ to_text(R) ->
      io_lib:format("  availability: ~s over ~p probes; max degradation: ~s (baseline ~s jobs/s)~n",
                    [pct4(maps:get(availability, R)), maps:get(probes, R), pct(maps:get(max_degradation, R)),
                     num(maps:get(baseline_jobs_per_second, R))]),
+     io_lib:format("  injections held back (100 ms ticks): ~s~n",
+                   [case maps:to_list(maps:get(waits, R, #{})) of
+                        [] -> "none";
+                        Ws -> lists:join(", ", [io_lib:format("~p ~b", [K, V]) || {K, V} <- lists:sort(Ws)])
+                    end]),
      "  per scenario:\n",
      [io_lib:format("    ~-18s ~3b events, ~3b recovered, MTTD mean ~s p99 ~s, MTTR mean ~s p99 ~s~n",
                     [S, E, Rc, ms(maps:get(mean, Sd)), ms(maps:get(p99, Sd)), ms(maps:get(mean, Sr)), ms(maps:get(p99, Sr))])

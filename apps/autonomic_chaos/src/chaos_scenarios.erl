@@ -11,7 +11,8 @@
 %%% | `memory_pressure' | a process allocates to the monitor's threshold | stop it | `resource_exhausted' `memory' |
 %%% | `cpu_saturation' | busy processes on every scheduler | stop them | `resource_exhausted' `cpu', the workload's `failure_reported' `cpu_saturation' |
 %%%
-%%% Any `incident_detected' of the MAPE-K loop after the injection also counts as detection.
+%%% An `incident_detected' of the MAPE-K loop after the injection whose target names the
+%%% victim (any, for CPU saturation and partitions) also counts as detection.
 %%% Recovered means the service is back where the fault hit: a probe (a real job, submitted and
 %%% processed) succeeds within its deadline through every live node outside the fault, and the
 %%% scenario's own condition holds (every worker running again; the majority side has quorum; a
@@ -147,8 +148,14 @@ rejoin(V, Deadline) ->
 
 %% @doc Whether an event (from any node's bus) is the detection of a fault.
 -spec detects(fault(), map()) -> boolean().
-detects(_, #{type := incident_detected}) ->
-    true;
+detects(#{scenario := S} = F, #{type := incident_detected, detail := D}) ->
+    %% The loop's incident, when it is about this fault's target (a leftover incident of an
+    %% earlier fault must not count): host-wide CPU and a partition concern every node.
+    case S of
+        cpu_saturation -> true;
+        network_partition -> true;
+        _ -> mentions(maps:get(target, D, undefined), target_terms(F))
+    end;
 detects(#{scenario := node_kill, victim := V}, #{type := T, detail := #{peer := V}})
   when T =:= node_down; T =:= node_suspected ->
     true;
@@ -174,6 +181,20 @@ detects(#{scenario := cpu_saturation, victim := V}, #{type := failure_reported, 
     true;
 detects(_, _) ->
     false.
+
+target_terms(#{scenario := S, victim := V}) when S =:= backend_latency; S =:= backend_error ->
+    [V, jobs_store, check_of(V)];
+target_terms(#{victim := V}) ->
+    [V].
+
+mentions(T, Terms) ->
+    lists:member(T, Terms) orelse
+        case T of
+            _ when is_tuple(T) -> mentions(tuple_to_list(T), Terms);
+            [H | R] -> mentions(H, Terms) orelse mentions(R, Terms);
+            _ when is_map(T) -> mentions(maps:to_list(T), Terms);
+            _ -> false
+        end.
 
 check_of(V) ->
     case stores() of
