@@ -15,7 +15,8 @@
 %%%
 %%% == Cycles ==
 %%% A cycle runs on every monitor event that matters (`failure_reported', `node_down',
-%%% `backend_down', `resource_exhausted'; 50 ms later, so a burst is one cycle) and every
+%%% `backend_down', `resource_exhausted', `network_partition'; 50 ms later, so a burst is one
+%%% cycle) and every
 %%% `loop.interval_ms' of the policy; one at a time (an event during a cycle runs another right
 %%% after). Monitor, Analyze and Plan run in a process of their own ({@link autonomic_loop_cycle});
 %%% each planned operation then runs in its own process ({@link autonomic_loop_operation}: Gate,
@@ -39,7 +40,7 @@
 -define(LOCAL, autonomic_loop_coordinator).
 -define(LOG, #{domain => [autonomic, loop]}).
 -define(KEEP_CYCLES, 200).
--define(MATTERS, [failure_reported, node_down, backend_down, resource_exhausted]).
+-define(MATTERS, [failure_reported, node_down, backend_down, resource_exhausted, network_partition]).
 
 %%% API
 

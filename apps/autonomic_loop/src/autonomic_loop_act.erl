@@ -14,7 +14,8 @@
 %%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
 %%% | `load_shedding' | CPU of a node | shed `shed_percent' below priority 1 on the node | the monitor's CPU alarm is cleared | stop shedding |
 %%% | `throttle', then `load_shedding' | a tenant | throttle the tenant by the policy's `throttle_percent'; not enough: shed `shed_percent' from its priority down | the tenant's governor is `stable' or `warn' | unthrottle, stop shedding |
-%%% | `escalate' | anything | `autonomic_escalate:escalate/3' | a human was told | none |
+%%% | `quorum_reconfiguration' | the cluster (a partition) | the members cut off removed | every member reachable, quorum held | none |
+%%% | `escalate' | anything | `autonomic_escalate:escalate/3' | never: the operation ends `failed', a human told | none |
 -module(autonomic_loop_act).
 
 -export([strategies/2, generic_strategy/1, execute/3, verify/3, rollback/2, disrupted/2, reversible/1]).
@@ -52,6 +53,7 @@ generic_strategy(_) -> escalate.
 
 supports(supervisor_restart, {service, _, _}) -> true;
 supports(quorum_reconfiguration, {node, _}) -> true;
+supports(quorum_reconfiguration, {cluster}) -> true;
 supports(backend_failover, {backend, _, _}) -> true;
 supports(graceful_degradation, {backend, _, _}) -> true;
 supports(graceful_degradation, {resource, _, _}) -> true;
@@ -113,6 +115,15 @@ execute(supervisor_restart, _Op, _Policy) ->
     {error, service_unknown};
 execute(quorum_reconfiguration, #{target := {node, P}}, _Policy) ->
     remove_member(P, 10);
+execute(quorum_reconfiguration, #{target := {cluster}}, _Policy) ->
+    %% A partition, seen from the coordinator's side (the side with quorum): the members cut off
+    %% are removed (as many as is safe; the quorum manager refuses an unsafe removal).
+    #{members := M, reachable := R} = quorum_manager:get_quorum_status(),
+    case M -- R of
+        [] -> {ok, #{kind => remove_node, node => node(), action => {remove_nodes, []}, receipt => undefined,
+                     result => nothing_cut_off}};
+        Lost -> remove_members(Lost, 10)
+    end;
 execute(backend_failover, #{target := {backend, N, B}} = Op, _Policy) ->
     case rpc(N, autonomic_backends, info, [B]) of
         {ok, {ok, #{active := Active, targets := Targets}}} ->
@@ -178,6 +189,22 @@ remove_member(P, Tries) ->
             end
     end.
 
+remove_members(Lost, Tries) ->
+    case quorum_manager:propose_membership_change([], Lost) of
+        {ok, Epoch} ->
+            {ok, #{kind => remove_node, node => node(), action => {remove_nodes, Lost}, receipt => undefined,
+                   result => {removed, Epoch}}};
+        {error, {unknown_node, _}} ->
+            %% Removed meanwhile by the quorum manager's own handling.
+            {ok, #{kind => remove_node, node => node(), action => {remove_nodes, Lost}, receipt => undefined,
+                   result => already_removed}};
+        {error, change_in_progress} when Tries > 0 ->
+            timer:sleep(300),
+            remove_members(Lost, Tries - 1);
+        {error, _} = Error ->
+            Error
+    end.
+
 %% @doc Whether the incident's symptoms are gone after a strategy's action: polls until
 %% recovered or until `Deadline' (monotonic ms) passes.
 -spec verify(atom(), map(), integer()) -> boolean().
@@ -209,6 +236,11 @@ check(supervisor_restart, #{target := {service, N, _}, spec := #{supervisor := S
         false -> false;
         First -> timer:sleep(300), Sample() =:= First
     end;
+check(quorum_reconfiguration, #{target := {cluster}}) ->
+    case quorum_manager:get_quorum_status() of
+        #{members := M, reachable := R, have_quorum := true} -> M -- R =:= [];
+        _ -> false
+    end;
 check(quorum_reconfiguration, #{target := {node, P}}) ->
     case quorum_manager:get_quorum_status() of
         #{members := M, have_quorum := true} -> not lists:member(P, M);
@@ -233,7 +265,8 @@ check(S, #{target := {resource, N, R}}) when S =:= graceful_degradation; S =:= l
         _ -> false
     end;
 check(graceful_degradation, _) -> true;
-check(escalate, _) -> true;
+%% Telling a human recovers nothing: an escalation ends `failed' (the human was told).
+check(escalate, _) -> false;
 check(_, _) -> false.
 
 %% @doc Rolls back the actions an operation executed, last first; returns what happened to each
@@ -262,6 +295,8 @@ rpc(Node, M, F, A) ->
     try {ok, erpc:call(Node, M, F, A, Timeout + 30000)}
     catch
         Class:Why ->
-            logger:warning("loop: ~p:~p on ~p failed: ~p:~p", [M, F, Node, Class, Why], ?LOG),
+            %% Debug: verification polls fail this way until the service is back; a failed
+            %% action is logged by the operation with its reason.
+            logger:debug("loop: ~p:~p on ~p failed: ~p:~p", [M, F, Node, Class, Why], ?LOG),
             {error, {rpc, Node, Why}}
     end.

@@ -22,7 +22,8 @@
                       spec => map(), atom() => term()}.
 -type input() :: #{events := [autonomic_events:event()],
                    services := [{node(), atom(), map(), up | down}],
-                   quorum := map(), now := integer()}.
+                   quorum := map(), now := integer(), memory => #{{node(), atom()} => non_neg_integer()},
+                   checks => #{{node(), term()} => atom()}}.
 %% `quorum' is `quorum_manager:get_quorum_status/0' plus `connected', the nodes connected to
 %% the coordinator's node.
 
@@ -41,9 +42,10 @@
 
 %% @doc The incidents the input shows, one per (target, failure type), oldest symptom first.
 -spec incidents(input()) -> [incident()].
-incidents(#{events := Events, services := Services, quorum := Quorum, now := Now}) ->
-    FromEvents = lists:append([from_event(E, Services, Quorum) || E <- Events]),
-    FromSnapshot = from_snapshot(Services, Quorum, Now),
+incidents(#{events := Events, services := Services, quorum := Quorum, now := Now} = Input) ->
+    Memory = maps:get(memory, Input, #{}),
+    FromEvents = lists:append([from_event(E, Services, Quorum#{memory => Memory}) || E <- Events]),
+    FromSnapshot = from_snapshot(Services, Quorum, Now) ++ checks_down(Services, maps:get(checks, Input, #{}), Now),
     dedup(FromEvents ++ FromSnapshot).
 
 from_event(#{type := failure_reported, node := From, at := At, detail := D}, Services, _Q) ->
@@ -77,6 +79,21 @@ from_event(#{type := backend_down, node := Node, at := At, detail := #{check := 
             %% A check that belongs to no service with a backend: nothing known to fail over.
             [incident(unknown, unknown, 0.3, {node, Node}, Symptoms, At, #{})]
     end;
+from_event(#{type := resource_exhausted, node := Node, at := At, detail := #{resource := memory}}, Services, Q) ->
+    %% Memory pressure is put on the registered service of the node that holds the most memory
+    %% (a leak restarts away); a node without one keeps it as a resource incident.
+    Symptoms = [sym(resource_exhausted), sym({resource, memory})],
+    Mem = maps:get(memory, Q, #{}),
+    case lists:sort([{-maps:get({Node, Name}, Mem, 0), Name, Spec} || {N, Name, Spec, up} <- Services, N =:= Node,
+                                                                     maps:is_key({Node, Name}, Mem)]) of
+        [{_, Name, Spec} | _] ->
+            [incident(memory_leak, memory_leak, 0.75, {service, Node, Name}, Symptoms, At, #{service => Name, spec => Spec})];
+        [] ->
+            [incident(memory_leak, memory_leak, 0.75, {resource, Node, memory}, Symptoms, At, #{})]
+    end;
+from_event(#{type := network_partition, at := At, detail := D}, _S, _Q) ->
+    Symptoms = [sym(network_partition)] ++ [sym(majority_unreachable) || maps:get(majority_unreachable, D, false) =:= true],
+    [incident(network_partition, network_issue, 0.85, {cluster}, Symptoms, At, #{})];
 from_event(#{type := resource_exhausted, node := Node, at := At, detail := #{resource := R}}, _S, _Q) ->
     {Type, Cause} = case R of
         memory -> {memory_leak, memory_leak};
@@ -89,13 +106,21 @@ from_event(_Other, _Services, _Quorum) ->
     [].
 
 %% What needs healing whether or not an event said so: a registered service whose supervisor is
-%% down. (Not a member that is unreachable: while a cluster starts, members are unreachable
+%% down (and, in checks_down/3, a service's backend check that is down). (Not a member that is unreachable: while a cluster starts, members are unreachable
 %% until they connect, and a node lost while no coordinator listened is dropped by the quorum
 %% manager's own node-loss handling.)
 from_snapshot(Services, _Quorum, Now) ->
     [incident(process_crash, service_unavailable, 0.9, {service, N, Name},
               [sym(failure_reported), sym(service_down)], Now, #{service => Name, spec => Spec})
      || {N, Name, Spec, down} <- Services].
+
+%% A service's backend check that is down now, whether or not its event reached a coordinator
+%% (it may have been published while none was registered).
+checks_down(Services, Checks, Now) ->
+    [incident(backend_down, service_unavailable, 0.85, {backend, N, B}, [sym(backend_down), sym({check, C})], Now,
+              #{service => Name, spec => Spec})
+     || {N, Name, #{backend := B} = Spec, _} <- Services, B =/= undefined,
+        C <- maps:get(checks, Spec, []), maps:get({N, C}, Checks, unknown) =:= down].
 
 service_of(_Node, undefined, _Services) -> #{};
 service_of(Node, Name, Services) ->

@@ -46,8 +46,10 @@ similar(#{symptoms := Symptoms}) ->
         _:_ -> []
     end.
 
-%% @doc Every node's services (`[{Node, Name, Spec, up | down}]') and this node's quorum status.
--spec snapshot() -> #{services := list(), quorum := map()}.
+%% @doc Every node's services (`[{Node, Name, Spec, up | down}]'), their memory
+%% (`#{{Node, Name} => Bytes}'), the state of every node's health checks
+%% (`#{{Node, Check} => up | down | unknown}') and this node's quorum status.
+-spec snapshot() -> #{services := list(), quorum := map(), memory := map(), checks := map()}.
 snapshot() ->
     Nodes = [node() | nodes()],
     Timeout = application:get_env(autonomic_loop, rpc_timeout_ms, 5000),
@@ -56,7 +58,13 @@ snapshot() ->
                              || {N, {ok, L}} <- lists:zip(Nodes, Results), is_list(L)]),
     Quorum0 = try quorum_manager:get_quorum_status() catch _:_ -> #{} end,
     Quorum = Quorum0#{connected => nodes()},
-    #{services => Services, quorum => Quorum}.
+    Memory = erpc:multicall(Nodes, autonomic_loop_services, memory, [], min(Timeout, 2000)),
+    Checks = erpc:multicall(Nodes, mape_k_checks, status, [], min(Timeout, 2000)),
+    #{services => Services, quorum => Quorum,
+      checks => maps:from_list([{{N, C}, maps:get(state, St, unknown)} || {N, {ok, M}} <- lists:zip(Nodes, Checks), is_map(M),
+                                                                         {C, St} <- maps:to_list(M), is_map(St)]),
+      memory => maps:from_list([{{N, Name}, B} || {N, {ok, M}} <- lists:zip(Nodes, Memory), is_map(M),
+                                                  {Name, B} <- maps:to_list(M)])}.
 
 plan(#{failure_type := Type, confidence := C, target := Target} = I, #{services := Services}, Policy) ->
     Modes = maps:get(failure_modes, Policy),

@@ -12,7 +12,7 @@
 -module(autonomic_loop_services).
 -behaviour(gen_server).
 
--export([start_link/0, register_service/2, unregister_service/1, local/0, validate/1]).
+-export([start_link/0, register_service/2, unregister_service/1, local/0, memory/0, validate/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([spec/0]).
@@ -48,6 +48,35 @@ unregister_service(Name) ->
 -spec local() -> [{atom(), spec(), up | down}].
 local() ->
     gen_server:call(?MODULE, local).
+
+%% @doc The memory (bytes) of each running service's processes: its supervisor and, down the
+%% tree, every child. What memory pressure on the node is attributed to.
+-spec memory() -> #{atom() => non_neg_integer()}.
+memory() ->
+    maps:from_list([{Name, tree_memory(whereis(maps:get(supervisor, Spec)), 0)} || {Name, Spec, up} <- local()]).
+
+tree_memory(Pid, Depth) when is_pid(Pid), Depth < 8 ->
+    Own = case erlang:process_info(Pid, memory) of
+        {memory, M} -> M;
+        undefined -> 0
+    end,
+    Children = try supervisor:which_children(Pid) of
+        L when is_list(L) -> [C || {_, C, supervisor, _} <- L, is_pid(C)] ++ [{w, C} || {_, C, worker, _} <- L, is_pid(C)]
+    catch
+        _:_ -> []
+    end,
+    Own + lists:sum([case C of
+                         {w, W} -> tree_memory_worker(W);
+                         Sup -> tree_memory(Sup, Depth + 1)
+                     end || C <- Children]);
+tree_memory(_, _) ->
+    0.
+
+tree_memory_worker(Pid) ->
+    case erlang:process_info(Pid, memory) of
+        {memory, M} -> M;
+        undefined -> 0
+    end.
 
 %% @doc Checks a spec and fills in its defaults.
 -spec validate(term()) -> {ok, spec()} | {error, term()}.

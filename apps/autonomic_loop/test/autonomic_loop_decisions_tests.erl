@@ -151,3 +151,28 @@ service_spec_test() ->
     ?assertEqual({error, {unknown_keys, [colour]}}, autonomic_loop_services:validate(#{supervisor => s, colour => red})),
     ?assertEqual({error, {invalid, depends_on, [<<"x">>]}}, autonomic_loop_services:validate(#{supervisor => s, depends_on => [<<"x">>]})),
     ?assertEqual({error, {invalid_service_name, "x"}}, autonomic_loop_services:register_service("x", #{supervisor => s})).
+
+memory_pressure_goes_to_the_heaviest_service_test() ->
+    Services = [{?N, wl, wl_spec(), up}, {?N, api, #{supervisor => api_sup}, up}, {'b@h', big, #{supervisor => b}, up}],
+    Input = (input([ev(resource_exhausted, #{resource => memory, value => 95, threshold => 90})], Services))#{
+              memory => #{{?N, wl} => 1000, {?N, api} => 5000, {'b@h', big} => 99999}},
+    ?assertMatch([#{failure_type := memory_leak, target := {service, ?N, api}, spec := #{supervisor := api_sup}}],
+                 autonomic_loop_analyze:incidents(Input)),
+    %% No service on the node: the node's resource.
+    ?assertMatch([#{failure_type := memory_leak, target := {resource, ?N, memory}}],
+                 autonomic_loop_analyze:incidents(input([ev(resource_exhausted, #{resource => memory})], []))),
+    ?assertEqual([supervisor_restart],
+                 autonomic_loop_act:strategies(#{target => {service, ?N, api}}, {[supervisor_restart, escalate], undefined})).
+
+partition_is_a_cluster_incident_test() ->
+    [I] = autonomic_loop_analyze:incidents(input([ev(network_partition, #{groups => [[?N], ['b@h']], majority_unreachable => false})], [])),
+    ?assertMatch(#{failure_type := network_partition, target := {cluster}, root_cause := network_issue}, I),
+    ?assertEqual([quorum_reconfiguration],
+                 autonomic_loop_act:strategies(I, {[quorum_reconfiguration, pause, escalate], undefined})).
+
+backend_check_down_in_the_snapshot_test() ->
+    %% The event was lost (no coordinator when it was published): the check's state still says.
+    Input = (input([], [{?N, wl, wl_spec(), up}]))#{checks => #{{?N, db_check} => down, {'b@h', db_check} => up}},
+    ?assertMatch([#{failure_type := backend_down, target := {backend, ?N, db}, service := wl}],
+                 autonomic_loop_analyze:incidents(Input)),
+    ?assertEqual([], autonomic_loop_analyze:incidents((input([], [{?N, wl, wl_spec(), up}]))#{checks => #{{?N, db_check} => up}})).

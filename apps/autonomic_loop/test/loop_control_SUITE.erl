@@ -39,7 +39,12 @@ end_per_suite(Config) ->
     loop_ct:stop_cluster([?config(node, Config)]).
 
 init_per_testcase(_Case, Config) ->
-    {ok, _} = loop_ct:call(?config(node, Config), autonomic_policy, set, [policy()]),
+    Q = ?config(node, Config),
+    {ok, _} = loop_ct:call(Q, autonomic_policy, set, [policy()]),
+    %% The previous case's operations are over (one still verifying would see this case's
+    %% failure as its own).
+    loop_ct:wait_until(fun() -> [O || #{state := S} = O <- ops(Q), S =/= paused_for_human_review] =:= [] end,
+                       fun() -> ops(Q) end, 30000),
     Config.
 
 end_per_testcase(_Case, Config) ->
@@ -164,24 +169,25 @@ cycles_and_metrics(Config) ->
     Q = ?config(node, Config),
     ok = loop_ct:call(Q, loop_wl, collect_events, []),
     ok = loop_ct:call(Q, loop_wl, crash_service, []),
-    loop_ct:wait_until(fun() -> loop_ct:call(Q, loop_wl, healthy, []) end, fun() -> loop_ct:call(Q, loop_wl, pids, []) end, 15000),
-    loop_ct:wait_until(fun() -> [C || #{failures_handled := N, recovered := true} = C <- loop_ct:call(Q, autonomic, cycles, [5]), N > 0] =/= [] end,
-                       fun() -> loop_ct:call(Q, autonomic, cycles, [5]) end, 10000),
-    [C | _] = [C || #{failures_handled := N} = C <- lists:reverse(loop_ct:call(Q, autonomic, cycles, [5])), N > 0],
-    [?assert(is_integer(maps:get(K, C)) andalso maps:get(K, C) >= 0)
-     || K <- [detection_ms, analysis_ms, planning_ms, execution_ms, total_ms]],
-    ?assert(maps:get(total_ms, C) >= maps:get(execution_ms, C)),
-    ?assertEqual({error, {invalid_count, -1}}, loop_ct:call(Q, autonomic, cycles, [-1])),
+    Of = fun(T) -> [D || #{type := Ty, detail := D} <- loop_ct:call(Q, loop_wl, events, []), Ty =:= T] end,
+    loop_ct:wait_until(fun() -> Of(operation_finished) =/= [] end, fun() -> ops(Q) end, 15000),
+    ?assert(loop_ct:call(Q, loop_wl, healthy, [])),
     %% The contract's events, with their keys.
-    Events = loop_ct:call(Q, loop_wl, events, []),
-    Of = fun(T) -> [D || #{type := Ty, detail := D} <- Events, Ty =:= T] end,
     [#{incident := Inc, failure_type := process_crash, target := {service, _, wl}, symptoms := [_ | _], detected_at := _} | _] =
         Of(incident_detected),
     [#{op := Op, incident := Inc, strategy := supervisor_restart} | _] = Of(operation_started),
     [#{op := Op, outcome := completed, recovered := true, total_ms := Total, detected_at := _, finished_at := _} | _] =
         Of(operation_finished),
     ?assert(Total >= 0),
-    ?assertMatch([_ | _], [E || #{failures_handled := 1, recovered := true} = E <- Of(cycle_completed)]),
+    loop_ct:wait_until(fun() -> [E || #{failures_handled := 1, recovered := true} = E <- Of(cycle_completed)] =/= [] end,
+                       fun() -> Of(cycle_completed) end, 10000),
+    %% The cycle that handled it, with its phase times.
+    [C] = [C || #{operations := Ops} = C <- loop_ct:call(Q, autonomic, cycles, [10]), lists:member(Op, Ops)],
+    [?assert(is_integer(maps:get(K, C)) andalso maps:get(K, C) >= 0)
+     || K <- [detection_ms, analysis_ms, planning_ms, execution_ms, total_ms]],
+    ?assert(maps:get(total_ms, C) >= maps:get(execution_ms, C)),
+    ?assertMatch(#{recovered := true, failures_handled := 1, result := ok}, C),
+    ?assertEqual({error, {invalid_count, -1}}, loop_ct:call(Q, autonomic, cycles, [-1])),
     Text = iolist_to_binary(loop_ct:call(Q, autonomic_metrics, render, [])),
     [?assertNotEqual(nomatch, binary:match(Text, M), M)
      || M <- [<<"autonomic_loop_cycles_total{result=\"ok\"}">>, <<"autonomic_loop_phase_seconds_count{phase=\"total\"}">>,
