@@ -10,6 +10,8 @@
 -mode(compile).
 
 main(Args) ->
+    %% Progress goes to the console; the nodes' own reports (alarms, applications stopping) do not.
+    ok = logger:set_primary_config(level, warning),
     Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
     [code:add_patha(Dir) || Dir <- filelib:wildcard(filename:join(Root, "_build/default/lib/*/ebin"))],
     case opts(Args, #{report => "chaos_report.json"}) of

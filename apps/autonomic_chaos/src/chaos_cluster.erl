@@ -292,6 +292,11 @@ start_apps(Node, #{dir := Dir, order := Order, opts := Opts} = St) ->
     Settings = [{autonomic, data_dir, NodeDir},
                 %% The built-in planner: five planner C-nodes (OS processes) would only add load.
                 {autonomic, planner_cnode, false},
+                %% The policy in force, with the gates' cooldown scaled to the accelerated fault
+                %% schedule (10 s by default: one fault every 5 s would have operations wait in
+                %% their safety check most of the time). `policy' in `env' replaces it.
+                {autonomic, policy, #{name => <<"chaos-cluster">>, target_system => <<"jobs_example">>,
+                                      gates => #{cooldown_ms => 1000}}},
                 {autonomic_monitor, metrics_port, 0},
                 {autonomic_monitor, memory_limit, maps:get(memory_limit, Opts, 1 bsl 30)},
                 %% Resources sampled 4 times a second (the default is once): chaos runs at an

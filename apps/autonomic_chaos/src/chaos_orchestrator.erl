@@ -4,7 +4,7 @@
 %%% Schedule (from the policy's `chaos' section, each key overridable in the options):
 %%% `interval_ms' between injections, `duration_ms' of injecting, `max_concurrent' faults not yet
 %%% finished, `pause_on_alert' (no new fault while an SLO alert fires or a loop operation is in
-%%% progress; one paused for human review does not count), `safe_mode' ({@link chaos_schedule}), `weights' per scenario, `seed' (the same seed
+%%% progress; one paused for human review, or an escalation, does not count), `safe_mode' ({@link chaos_schedule}), `weights' per scenario, `seed' (the same seed
 %%% makes the same choices), `require_approval' (each experiment waits for {@link approve/1}).
 %%%
 %%% A fault's timeline: injected; detected at the first event that {@link chaos_scenarios:detects/2}
@@ -332,8 +332,10 @@ operations() ->
         [] -> 0;
         [N | _] ->
             try erpc:call(N, autonomic_loop, operations, [], 500) of
-                %% One waiting for a human is not in progress: it would hold chaos forever.
-                Ops when is_list(Ops) -> length([Op || Op <- Ops, maps:get(state, Op, undefined) =/= paused_for_human_review]);
+                %% Neither one waiting for a human (it would hold chaos forever) nor an
+                %% escalation (a notice to a human, no recovery under way) is in progress.
+                Ops when is_list(Ops) -> length([Op || Op <- Ops, maps:get(state, Op, undefined) =/= paused_for_human_review,
+                                                       maps:get(strategy, Op, undefined) =/= escalate]);
                 _ -> 0
             catch _:_ -> 0
             end
