@@ -33,6 +33,8 @@
     feature_enabled/1
 ]).
 -export([set_fence/1, fenced/0]).
+%% The MAPE-K loop's human interface (application autonomic_loop; see autonomic_loop).
+-export([cycles/1, pending_reviews/0, approve/1, reject/1, pause/1, resume/1]).
 
 -export_type([
     tenant/0,
@@ -149,3 +151,32 @@ fenced() ->
 -spec feature_enabled(term()) -> boolean().
 feature_enabled(Feature) ->
     autonomic_degrade:feature_enabled(Feature).
+
+%%% The MAPE-K loop (application autonomic_loop)
+
+%% @doc The last `N' cycles of the loop, oldest first: `#{detection_ms, analysis_ms,
+%% planning_ms, execution_ms, total_ms, recovered, failures_handled, ...}' (see
+%% `autonomic_loop:cycles/1'); `{error, no_coordinator}' when no coordinator runs.
+-spec cycles(non_neg_integer()) -> [map()] | {error, term()}.
+cycles(N) -> autonomic_loop:cycles(N).
+
+%% @doc The operations paused for human review (low confidence, a failed safety gate, a
+%% dependency conflict, or paused by {@link pause/1}).
+-spec pending_reviews() -> [map()] | {error, term()}.
+pending_reviews() -> autonomic_loop:pending_reviews().
+
+%% @doc Approves a paused operation: it runs.
+-spec approve(binary()) -> ok | {error, term()}.
+approve(Id) -> autonomic_loop:approve(Id).
+
+%% @doc Rejects a paused operation: it ends without acting (outcome `rejected').
+-spec reject(binary()) -> ok | {error, term()}.
+reject(Id) -> autonomic_loop:reject(Id).
+
+%% @doc Pauses a running operation before its next step.
+-spec pause(binary()) -> ok | {error, term()}.
+pause(Id) -> autonomic_loop:pause(Id).
+
+%% @doc Resumes a paused operation.
+-spec resume(binary()) -> ok | {error, term()}.
+resume(Id) -> autonomic_loop:resume(Id).
