@@ -8,7 +8,7 @@
 %%%
 %%% | strategy | target | action | verified when | rollback |
 %%% |---|---|---|---|---|
-%%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor); gone: restarted as a child of its `parent' (every worker new) | the supervisor runs with every child alive, the same processes 300 ms later | none (irreversible) |
+%%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor), or `quick' restarts of the spec's `children' when it names them; gone: restarted as a child of its `parent' (every worker new) | the supervisor runs with every child alive, the same processes 300 ms later | none (irreversible) |
 %%% | `quorum_reconfiguration' | a node | the node removed from the membership (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
 %%% | `backend_failover' | a backend of a node | failover from the active target to the next one | every check of the service is `up' | failback (`autonomic_actuator:rollback/1') |
 %%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
@@ -92,6 +92,9 @@ reversible(S) -> lists:member(S, [backend_failover, graceful_degradation, thrott
 execute(supervisor_restart, #{target := {service, N, _}, spec := Spec} = Op, _Policy) ->
     Sup = maps:get(supervisor, Spec),
     case rpc(N, erlang, whereis, [Sup]) of
+        {ok, Pid} when is_pid(Pid), is_list(map_get(children, Spec)) ->
+            %% The service names the children the loop may restart: those, one by one.
+            restart_children(N, Sup, maps:get(children, Spec), Op, []);
         {ok, Pid} when is_pid(Pid) ->
             case rpc(N, supervisor, which_children, [Sup]) of
                 {ok, [_ | _] = Children} ->
@@ -157,6 +160,15 @@ execute(escalate, #{id := Id, incident := Incident} = Op, _Policy) ->
     {ok, #{kind => escalate, node => node(), action => escalate, receipt => undefined, result => Result}};
 execute(Strategy, #{target := Target}, _Policy) ->
     {error, {unsupported, Strategy, Target}}.
+
+restart_children(N, Sup, [], _Op, Receipts) ->
+    {ok, #{kind => restart, node => N, action => {restart_children, {Sup, N}, [C || {C, _} <- lists:reverse(Receipts)]},
+           receipt => element(2, hd(Receipts)), result => #{receipts => lists:reverse(Receipts)}}};
+restart_children(N, Sup, [Child | Rest], Op, Receipts) ->
+    case actuate(N, {restart, {Sup, N}, Child, quick}, Op) of
+        {ok, #{receipt := R}} -> restart_children(N, Sup, Rest, Op, [{Child, R} | Receipts]);
+        {error, _} = Error -> Error
+    end.
 
 actuate(Node, Action, #{id := Id}) ->
     Reason = <<"loop operation ", Id/binary>>,

@@ -92,6 +92,8 @@ validate(#{supervisor := Sup} = Spec) when is_atom(Sup) ->
         {parent, maps:get(parent, Spec, undefined), fun is_atom/1}
     ],
     case [{K, V} || {K, V, Ok} <- Checks, not Ok(V)] of
+        [] when map_get(children, Spec) =:= [] ->
+            {error, {invalid, children, []}};
         [] ->
             {ok, maps:merge(#{children => all, depends_on => [], checks => [], tenants => false}, Spec)};
         [{unknown_keys, Keys} | _] ->

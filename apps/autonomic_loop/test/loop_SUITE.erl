@@ -227,7 +227,7 @@ coordinator_killed_mid_operation(Config) ->
     TakeoverMs = loop_ct:now_ms() - KilledAt,
     New = loop_ct:coordinator(Rest),
     ct:pal("new coordinator ~p after ~p ms", [node_of(New), TakeoverMs]),
-    ?assert(TakeoverMs =< 2500),
+    ?assert(TakeoverMs =< 2000),
     {Final, D} = await_op(New, Id),
     ?assert(lists:member(Final, [completed, rolled_back])),
     ?assertEqual(node_of(New), maps:get(coordinator, D)),

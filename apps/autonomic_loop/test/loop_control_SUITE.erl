@@ -11,13 +11,14 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([consecutive_failures_pause_for_review/1, cycle_time_limit_aborts_and_rolls_back/1,
-         pause_and_resume/1, dependency_conflict_waits/1, fenced_node_never_executes/1, cycles_and_metrics/1]).
+         pause_and_resume/1, dependency_conflict_waits/1, fenced_node_never_executes/1, cycles_and_metrics/1,
+         named_children_restarted_one_by_one/1]).
 
 suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
     [consecutive_failures_pause_for_review, cycle_time_limit_aborts_and_rolls_back, pause_and_resume,
-     dependency_conflict_waits, fenced_node_never_executes, cycles_and_metrics].
+     dependency_conflict_waits, fenced_node_never_executes, cycles_and_metrics, named_children_restarted_one_by_one].
 
 %% One node runs one service: any restart of it disrupts all the services, so the blast radius
 %% allows all of them.
@@ -194,6 +195,31 @@ cycles_and_metrics(Config) ->
               <<"autonomic_loop_operations_total{outcome=\"completed\",strategy=\"supervisor_restart\"}">>,
               <<"autonomic_loop_operations_in_progress">>, <<"autonomic_loop_pending_reviews">>,
               <<"autonomic_loop_lock_oldest_seconds">>, <<"autonomic_loop_is_coordinator 1">>]].
+
+%% A service that names the children the loop may restart: a failure reported on it (its
+%% supervisor running) restarts those children, not the supervisor.
+named_children_restarted_one_by_one(Config) ->
+    Q = ?config(node, Config),
+    ok = loop_ct:call(Q, loop_wl, start_api, []),
+    try
+        ok = loop_ct:call(Q, autonomic_loop, register_service,
+                          [api, #{supervisor => loop_wl_api_sup, parent => loop_wl_top, children => [api1]}]),
+        ?assertEqual({error, {invalid, children, []}},
+                     loop_ct:call(Q, autonomic_loop, register_service, [api, #{supervisor => loop_wl_api_sup, children => []}])),
+        Sup = loop_ct:call(Q, erlang, whereis, [loop_wl_api_sup]),
+        Api1 = loop_ct:call(Q, erlang, whereis, [api1]),
+        Target = {service, node_of(Q), api},
+        Before = loop_ct:final_of(Q, Target),
+        ok = loop_ct:call(Q, mape_k_monitor, report_failure, [#{kind => process_crash, service => api}]),
+        loop_ct:wait_until(fun() -> loop_ct:final_of(Q, Target) -- Before =/= [] end, fun() -> ops(Q) end, 15000),
+        [{_, completed, #{op := Op}}] = loop_ct:final_of(Q, Target) -- Before,
+        ?assertMatch([#{action := {restart_children, _, [api1]}}],
+                     [A || {_, <<"loop.action">>, A} <- loop_ct:op_receipts(Q, Op)]),
+        ?assertEqual(Sup, loop_ct:call(Q, erlang, whereis, [loop_wl_api_sup])),
+        ?assertNotEqual(Api1, loop_ct:call(Q, erlang, whereis, [api1]))
+    after
+        ok = loop_ct:call(Q, loop_wl, stop_service, [api, loop_wl_api_sup])
+    end.
 
 %%% Helpers
 
