@@ -6,7 +6,9 @@
 -include_lib("eunit/include/eunit.hrl").
 
 mock_tree(Files) ->
-    Root = filename:join(["/tmp", "mape_k_cgroup_mock_" ++ integer_to_list(erlang:unique_integer([positive]))]),
+    %% The OS pid too: unique integers start again in every VM, and a tree left in /tmp by an
+    %% earlier run (or another run at the same time) with another limit made this test fail.
+    Root = filename:join(["/tmp", "mape_k_cgroup_mock_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive]))]),
     lists:foreach(fun({Path, Content}) ->
                       File = filename:join(Root, Path),
                       ok = filelib:ensure_dir(File),
