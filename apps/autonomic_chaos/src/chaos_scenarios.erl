@@ -123,9 +123,9 @@ rejoin_all(Nodes) ->
         [E | _] -> E
     end.
 
-%% A restarted (or reconnected) node is back once it is a quorum member again. The quorum manager restores a
-%% node it removed itself (standby) on its own; one removed by a membership change (the loop's
-%% quorum reconfiguration) is proposed again, as an operator bringing a node back does.
+%% A restarted (or reconnected) node is back once it is a quorum member again. Nothing here adds
+%% it: the quorum manager restores a lost node by itself (it and the loop both remove a lost node
+%% onto standby), so this waits and checks that it does.
 rejoin(V, Deadline) ->
     Others = chaos_cluster:live() -- [V],
     Member = fun() -> lists:any(fun(N) -> case chaos_cluster:call(N, quorum_manager, get_quorum_status, []) of
@@ -140,8 +140,7 @@ rejoin(V, Deadline) ->
             case erlang:monotonic_time(millisecond) > Deadline of
                 true -> {error, {not_rejoined, V}};
                 false ->
-                    timer:sleep(1500),
-                    _ = Member() orelse chaos_cluster:call(hd(Others), quorum_manager, propose_membership_change, [[V], []]),
+                    timer:sleep(250),
                     rejoin(V, Deadline)
             end
     end.

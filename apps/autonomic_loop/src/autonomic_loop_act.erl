@@ -4,12 +4,13 @@
 %%% Actions run on the node of their target through the execute toolkit, so each writes its own
 %%% `execute.<kind>' receipt there: `autonomic_actuator:execute/2' over `erpc' (restarts through
 %%% `supervisor_controller', failovers, throttles, shedding, degradation), membership changes with
-%%% `quorum_manager:propose_membership_change/2', escalations with `autonomic_escalate'.
+%%% `quorum_manager:propose_membership_change/3' (reason `node_loss': the node goes on standby
+%%% and rejoins by itself once back), escalations with `autonomic_escalate'.
 %%%
 %%% | strategy | target | action | verified when | rollback |
 %%% |---|---|---|---|---|
 %%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor), or `quick' restarts of the spec's `children' when it names them; gone: restarted as a child of its `parent' (every worker new) | the supervisor runs with every child alive, the same processes 300 ms later | none (irreversible) |
-%%% | `quorum_reconfiguration' | a node | the node removed from the membership (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
+%%% | `quorum_reconfiguration' | a node | the node removed from the membership onto standby, so it is restored when back (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
 %%% | `backend_failover' | a backend of a node | failover from the active target to the next one | every check of the service is `up' | failback (`autonomic_actuator:rollback/1') |
 %%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
 %%% | `load_shedding' | CPU of a node | shed `shed_percent' below priority 1 on the node | the monitor's CPU alarm is cleared | stop shedding |
@@ -21,6 +22,9 @@
 -export([strategies/2, generic_strategy/1, execute/3, verify/3, rollback/2, disrupted/2, reversible/1]).
 
 -define(LOG, #{domain => [autonomic, loop]}).
+%% A lost node is removed as the quorum manager's own failure handler removes one: it goes on
+%% standby and is restored by the quorum manager once it is back (a manual removal would forget it).
+-define(NODE_LOSS, #{reason => node_loss}).
 
 %% @doc The strategies an operation runs for an incident, in order (a ladder: the next runs only
 %% when the previous did not recover): the policy's recovery strategies for the failure type
@@ -187,7 +191,7 @@ remove_member(P, Tries) ->
             {ok, #{kind => remove_node, node => node(), action => {remove_node, P}, receipt => undefined,
                    result => {already_removed, maps:get(epoch, Status)}}};
         true ->
-            case quorum_manager:propose_membership_change([], [P]) of
+            case quorum_manager:propose_membership_change([], [P], ?NODE_LOSS) of
                 {ok, Epoch} ->
                     {ok, #{kind => remove_node, node => node(), action => {remove_node, P},
                            receipt => undefined, result => {removed, Epoch}}};
@@ -202,7 +206,7 @@ remove_member(P, Tries) ->
     end.
 
 remove_members(Lost, Tries) ->
-    case quorum_manager:propose_membership_change([], Lost) of
+    case quorum_manager:propose_membership_change([], Lost, ?NODE_LOSS) of
         {ok, Epoch} ->
             {ok, #{kind => remove_node, node => node(), action => {remove_nodes, Lost}, receipt => undefined,
                    result => {removed, Epoch}}};

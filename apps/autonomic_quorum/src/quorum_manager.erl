@@ -64,7 +64,8 @@
 -behaviour(gen_server).
 
 %% API
--export([start_link/0, get_quorum_status/0, propose_membership_change/2, info/0, leader/0]).
+-export([start_link/0, get_quorum_status/0, propose_membership_change/2, propose_membership_change/3,
+         info/0, leader/0]).
 %% Protocol entry points, called on this node by other nodes' managers and proposers (erpc).
 -export([vote/1, learn/1, notice/1]).
 %% gen_server
@@ -152,8 +153,38 @@ get_quorum_status() ->
 -spec propose_membership_change(Add :: [node() | {node(), pos_integer()}], Remove :: [node()]) ->
     {ok, pos_integer()} | {error, term()}.
 propose_membership_change(Add, Remove) ->
-    Vote = quorum_config:get(vote_timeout_ms),
-    gen_server:call(?MODULE, {propose, Add, Remove}, 4 * Vote + 5000).
+    propose_membership_change(Add, Remove, #{}).
+
+%% @doc As {@link propose_membership_change/2}, with `Opts': `reason' is `manual' (the default: the
+%% removed members are forgotten, as an operator removing a node means) or `node_loss' (the
+%% removed members go on standby with their weights and are restored by the failure handler once
+%% they are back for `rejoin_after_ms', exactly as if the failure handler had removed them: the
+%% self-healing loop removes lost nodes this way). Anything else in `Opts' is
+%% `{error, {invalid_option, Key, Value}}' and changes nothing.
+-spec propose_membership_change(Add :: [node() | {node(), pos_integer()}], Remove :: [node()],
+                                #{reason => manual | node_loss}) ->
+    {ok, pos_integer()} | {error, term()}.
+propose_membership_change(Add, Remove, Opts) ->
+    case proposal_reason(Opts) of
+        {ok, Reason} ->
+            Vote = quorum_config:get(vote_timeout_ms),
+            gen_server:call(?MODULE, {propose, Add, Remove, Reason}, 4 * Vote + 5000);
+        {error, _} = Error ->
+            Error
+    end.
+
+proposal_reason(Opts) when is_map(Opts) ->
+    case maps:to_list(maps:without([reason], Opts)) of
+        [] ->
+            case maps:get(reason, Opts, manual) of
+                R when R =:= manual; R =:= node_loss -> {ok, R};
+                Bad -> {error, {invalid_option, reason, Bad}}
+            end;
+        [{K, V} | _] ->
+            {error, {invalid_option, K, V}}
+    end;
+proposal_reason(Opts) ->
+    {error, {invalid_option, options, Opts}}.
 
 %% @doc Everything the manager knows, for operators and tests: the configuration with weights and
 %% standby nodes, the acceptor, the peers' views, suspicions, health, the running proposal, the
@@ -256,14 +287,14 @@ handle_call(status, _From, St) ->
 handle_call(info, _From, St) ->
     St1 = refresh(St),
     {reply, info(St1), St1};
-handle_call({propose, Add, Remove}, From, #st{config = Config} = St) ->
+handle_call({propose, Add, Remove, Reason}, From, #st{config = Config} = St) ->
     case quorum_rules:validate_change(Config, Add, Remove, [node() | nodes()]) of
         {error, _} = Error ->
             {reply, Error, St};
         {ok, Change} ->
             #{pending := Pending} = St#st.eval,
             case St#st.proposal =:= undefined andalso Pending =:= [] of
-                true -> {noreply, refresh(start_proposal({manual, Change}, From, St))};
+                true -> {noreply, refresh(start_proposal({Reason, Change}, From, St))};
                 false -> {reply, {error, change_in_progress}, St}
             end
     end;

@@ -97,7 +97,21 @@ bad_input_is_refused(Config) ->
     ok = await_members(Cluster, All, 2, 5000),
     #{weights := Weights} = quorum_ct:call(Q1, quorum_manager, info, []),
     ?assertEqual(2, maps:get(N5, Weights)),
-    ?assertMatch(#{quorum_size := 4}, quorum_ct:status(Q1)).
+    ?assertMatch(#{quorum_size := 4}, quorum_ct:status(Q1)),
+    %% Options: anything but a known reason is refused and changes nothing.
+    Propose3 = fun(Add, Remove, Opts) ->
+        quorum_ct:call(Q1, quorum_manager, propose_membership_change, [Add, Remove, Opts]) end,
+    Before3 = quorum_ct:statuses(Cluster),
+    ?assertEqual({error, {invalid_option, reason, crash}}, Propose3([], [N4], #{reason => crash})),
+    ?assertEqual({error, {invalid_option, force, true}}, Propose3([], [N4], #{force => true})),
+    ?assertEqual({error, {invalid_option, options, []}}, Propose3([], [N4], [])),
+    ?assertEqual(Before3, quorum_ct:statuses(Cluster)),
+    %% A removal for node loss (what the self-healing loop proposes for a lost node) puts the node
+    %% on standby: it is up, so the failure handler restores it by itself, with its weight.
+    ?assertEqual({ok, 3}, Propose3([], [N5], #{reason => node_loss})),
+    ok = await_members(Cluster, All, 4, 10000),
+    #{weights := Weights4} = quorum_ct:call(Q1, quorum_manager, info, []),
+    ?assertEqual(2, maps:get(N5, Weights4)).
 
 %% Kill the leader: within 2 s of the kill (so within 2 s of its detection) the 4 survivors commit
 %% a 4-member configuration and elect a new leader; the node restarts with the same name and data
