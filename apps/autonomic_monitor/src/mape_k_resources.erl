@@ -279,17 +279,19 @@ threshold(R, Th) -> maps:get(R, Th, undefined).
 detail({disk, Mount}, Value, Limit) -> #{resource => disk, mount => Mount, value => Value, threshold => Limit};
 detail(R, Value, Limit) -> #{resource => R, value => Value, threshold => Limit}.
 
+%% The alarm and the gauge change before the event goes out, so a subscriber reacting to the
+%% event finds them already set (or cleared).
 raise(Resource, Value, Limit) ->
     Detail = detail(Resource, Value, Limit),
-    _ = autonomic_events:publish(resource_exhausted, Detail),
     ok = alarm_handler:set_alarm({{?ALARM, Resource}, Detail}),
     ok = autonomic_metrics:set(autonomic_resource_exhausted, labels(Resource), 1),
+    _ = autonomic_events:publish(resource_exhausted, Detail),
     logger:warning("resource exhausted: ~p at ~.1f% (threshold ~p%)", [Resource, float(Value), Limit], ?LOG).
 
 clear(Resource, Value, Limit) ->
-    _ = autonomic_events:publish(resource_recovered, detail(Resource, Value, Limit)),
     ok = alarm_handler:clear_alarm({?ALARM, Resource}),
     ok = autonomic_metrics:set(autonomic_resource_exhausted, labels(Resource), 0),
+    _ = autonomic_events:publish(resource_recovered, detail(Resource, Value, Limit)),
     logger:notice("resource recovered: ~p at ~.1f%", [Resource, float(Value)], ?LOG).
 
 labels({disk, Mount}) -> #{resource => disk, mount => Mount};
