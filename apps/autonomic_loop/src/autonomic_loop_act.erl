@@ -11,7 +11,7 @@
 %%% |---|---|---|---|---|
 %%% | `supervisor_restart' | a service | its supervisor running: `cold' restart (through its parent; `full' for a top supervisor), or `quick' restarts of the spec's `children' when it names them; gone: restarted as a child of its `parent' (every worker new) | the supervisor runs with every child alive, the same processes 300 ms later | none (irreversible) |
 %%% | `quorum_reconfiguration' | a node | the node removed from the membership onto standby, so it is restored when back (already removed by the quorum manager's own node-loss handling: nothing to do) | the node is no member and this node has quorum | none |
-%%% | `backend_failover' | a backend of a node | failover from the active target to the next one | every check of the service is `up' | failback (`autonomic_actuator:rollback/1') |
+%%% | `backend_failover' | a backend of a node | failover from the active target to the next one not known to be down (with the spec's `target_checks'; nothing when the active target's check is up) | the active target's check is `up' (with `target_checks'), else every check of the service | failback (`autonomic_actuator:rollback/1') |
 %%% | `graceful_degradation' | a backend, a resource | degradation level `degraded' on the node | a resource: the monitor's alarm for it is cleared; a backend: the action held | restore the level |
 %%% | `load_shedding' | CPU of a node | shed `shed_percent' below priority 1 on the node | the monitor's CPU alarm is cleared | stop shedding |
 %%% | `throttle', then `load_shedding' | a tenant | throttle the tenant by the policy's `throttle_percent'; not enough: shed `shed_percent' from its priority down | the tenant's governor is `stable' or `warn' | unthrottle, stop shedding |
@@ -134,9 +134,16 @@ execute(quorum_reconfiguration, #{target := {cluster}}, _Policy) ->
 execute(backend_failover, #{target := {backend, N, B}} = Op, _Policy) ->
     case rpc(N, autonomic_backends, info, [B]) of
         {ok, {ok, #{active := Active, targets := Targets}}} ->
-            case [T || T <- Targets, T =/= Active] of
-                [To | _] -> actuate(N, {failover, B, Active, To}, Op);
-                [] -> {error, {no_other_target, B}}
+            %% With `target_checks', the state of each target is known: never move onto a target
+            %% whose check is not up, and do nothing when the active one is up (someone, such as
+            %% the application's own failover, already moved away from the failing one).
+            Health = target_health(N, maps:get(spec, Op, #{})),
+            case {Health(Active), [T || T <- Targets, T =/= Active, Health(T) =/= down]} of
+                {up, _} ->
+                    {ok, #{kind => failover, node => N, action => {failover, B, Active, Active},
+                           receipt => undefined, result => {already_on_healthy_target, Active}}};
+                {_, [To | _]} -> actuate(N, {failover, B, Active, To}, Op);
+                {_, []} -> {error, {no_healthy_target, B}}
             end;
         {ok, {error, not_found}} -> {error, {unknown_backend, B}};
         Error -> Error
@@ -262,6 +269,12 @@ check(quorum_reconfiguration, #{target := {node, P}}) ->
         #{members := M, have_quorum := true} -> not lists:member(P, M);
         _ -> false
     end;
+check(backend_failover, #{target := {backend, N, B}, spec := #{target_checks := TC} = Spec}) when map_size(TC) > 0 ->
+    %% Recovered when the target now active is healthy (the one failed away from may stay down).
+    case rpc(N, autonomic_backends, target, [B]) of
+        {ok, {ok, Active}} -> (target_health(N, Spec))(Active) =:= up;
+        _ -> false
+    end;
 check(backend_failover, #{target := {backend, N, _}, spec := Spec}) ->
     case rpc(N, mape_k_checks, status, []) of
         {ok, Status} when is_map(Status) ->
@@ -287,6 +300,26 @@ check(_, _) -> false.
 
 %% @doc Rolls back the actions an operation executed, last first; returns what happened to each
 %% (`{ok, RollbackReceipt}', `irreversible', `{error, Reason}').
+%% `fun(Target) -> up | down | unknown': the state of the check `target_checks' names for a
+%% backend target, on node `N' (`unknown' without a check or without an answer).
+target_health(N, Spec) ->
+    TC = maps:get(target_checks, Spec, #{}),
+    Status = case map_size(TC) > 0 andalso rpc(N, mape_k_checks, status, []) of
+        {ok, S} when is_map(S) -> S;
+        _ -> #{}
+    end,
+    fun(T) ->
+        case maps:find(T, TC) of
+            {ok, C} ->
+                case maps:get(C, Status, undefined) of
+                    #{state := up} -> up;
+                    #{state := down} -> down;
+                    _ -> unknown
+                end;
+            error -> unknown
+        end
+    end.
+
 -spec rollback([map()], map()) -> [{map(), term()}].
 rollback(Actions, _Op) ->
     [{A, undo(A)} || A <- lists:reverse(Actions)].

@@ -8,7 +8,9 @@
 %%% Spec (see `autonomic_loop:register_service/2'): `supervisor' (required, a locally
 %%% registered supervisor), `children', `depends_on', `backend', `checks', `tenants', and
 %%% `parent' (the locally registered supervisor that has `supervisor' as a child: what restarts
-%%% the service when its supervisor is gone).
+%%% the service when its supervisor is gone), and `target_checks' (`#{BackendTarget => Check}':
+%%% the check that tells whether each target of `backend' is healthy, so a failover only moves to
+%%% a healthy target and is verified by the active target's check).
 -module(autonomic_loop_services).
 -behaviour(gen_server).
 
@@ -18,7 +20,8 @@
 -export_type([spec/0]).
 
 -type spec() :: #{supervisor := atom(), children => [term()], depends_on => [atom()],
-                  backend => atom(), checks => [term()], tenants => boolean(), parent => atom()}.
+                  backend => atom(), checks => [term()], tenants => boolean(), parent => atom(),
+                  target_checks => #{term() => term()}}.
 
 -define(LOG, #{domain => [autonomic, loop]}).
 %% How often a service whose supervisor is down is looked for again.
@@ -81,7 +84,7 @@ tree_memory_worker(Pid) ->
 %% @doc Checks a spec and fills in its defaults.
 -spec validate(term()) -> {ok, spec()} | {error, term()}.
 validate(#{supervisor := Sup} = Spec) when is_atom(Sup) ->
-    Known = [supervisor, children, depends_on, backend, checks, tenants, parent],
+    Known = [supervisor, children, depends_on, backend, checks, tenants, parent, target_checks],
     Checks = [
         {unknown_keys, maps:keys(Spec) -- Known, fun(L) -> L =:= [] end},
         {children, maps:get(children, Spec, all), fun(C) -> C =:= all orelse is_list(C) end},
@@ -89,7 +92,8 @@ validate(#{supervisor := Sup} = Spec) when is_atom(Sup) ->
         {backend, maps:get(backend, Spec, undefined), fun is_atom/1},
         {checks, maps:get(checks, Spec, []), fun is_list/1},
         {tenants, maps:get(tenants, Spec, false), fun is_boolean/1},
-        {parent, maps:get(parent, Spec, undefined), fun is_atom/1}
+        {parent, maps:get(parent, Spec, undefined), fun is_atom/1},
+        {target_checks, maps:get(target_checks, Spec, #{}), fun is_map/1}
     ],
     case [{K, V} || {K, V, Ok} <- Checks, not Ok(V)] of
         [] when map_get(children, Spec) =:= [] ->

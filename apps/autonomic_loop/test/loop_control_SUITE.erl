@@ -12,13 +12,14 @@
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([consecutive_failures_pause_for_review/1, cycle_time_limit_aborts_and_rolls_back/1,
          pause_and_resume/1, dependency_conflict_waits/1, fenced_node_never_executes/1, cycles_and_metrics/1,
-         named_children_restarted_one_by_one/1]).
+         named_children_restarted_one_by_one/1, failover_never_moves_onto_a_down_target/1]).
 
 suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
     [consecutive_failures_pause_for_review, cycle_time_limit_aborts_and_rolls_back, pause_and_resume,
-     dependency_conflict_waits, fenced_node_never_executes, cycles_and_metrics, named_children_restarted_one_by_one].
+     dependency_conflict_waits, fenced_node_never_executes, cycles_and_metrics, named_children_restarted_one_by_one,
+     failover_never_moves_onto_a_down_target].
 
 %% One node runs one service: any restart of it disrupts all the services, so the blast radius
 %% allows all of them.
@@ -219,6 +220,45 @@ named_children_restarted_one_by_one(Config) ->
         ?assertNotEqual(Api1, loop_ct:call(Q, erlang, whereis, [api1]))
     after
         ok = loop_ct:call(Q, loop_wl, stop_service, [api, loop_wl_api_sup])
+    end.
+
+%% A backend whose targets each have a check (`target_checks'): the application itself failed
+%% over from `kv_a' to `kv_b' and then `kv_a' broke. Its check stays down, which is an incident,
+%% but the loop must not move the backend back onto the broken target: it completes without a
+%% failover. Then `kv_b' breaks too while `kv_a' is repaired: the loop fails over to `kv_a'.
+failover_never_moves_onto_a_down_target(Config) ->
+    Q = ?config(node, Config),
+    Target = {backend, node_of(Q), wl_kv},
+    ok = loop_ct:call(Q, loop_wl, start_kv, []),
+    try
+        Before = loop_ct:final_of(Q, Target),
+        {ok, kv_a} = loop_ct:call(Q, autonomic_backends, failover, [wl_kv, kv_a, kv_b]),
+        ok = loop_ct:call(Q, loop_wl, break_target, [kv_a]),
+        loop_ct:wait_until(fun() -> loop_ct:final_of(Q, Target) -- Before =/= [] end, fun() -> ops(Q) end, 15000),
+        [{_, completed, #{op := Op1}} | _] = loop_ct:final_of(Q, Target) -- Before,
+        ?assertMatch([#{result := {already_on_healthy_target, kv_b}}],
+                     [A || {_, <<"loop.action">>, A} <- loop_ct:op_receipts(Q, Op1)]),
+        ?assertEqual({ok, kv_b}, loop_ct:call(Q, autonomic_backends, target, [wl_kv])),
+        %% Now the active target fails and the other one is healthy again.
+        ok = loop_ct:call(Q, loop_wl, repair_target, [kv_a]),
+        loop_ct:wait_until(fun() -> kv_check_up(Q, wl_kv_a) andalso ops(Q) =:= [] end,
+                           fun() -> {ops(Q), loop_ct:call(Q, mape_k_checks, status, [])} end, 15000),
+        Mid = loop_ct:final_of(Q, Target),
+        ok = loop_ct:call(Q, loop_wl, break_target, [kv_b]),
+        loop_ct:wait_until(fun() -> [S || {_, S, _} <- loop_ct:final_of(Q, Target) -- Mid] =/= [] end,
+                           fun() -> ops(Q) end, 15000),
+        [{_, completed, #{op := Op2}} | _] = loop_ct:final_of(Q, Target) -- Mid,
+        ?assertMatch([#{action := {failover, wl_kv, kv_b, kv_a}}],
+                     [A || {_, <<"loop.action">>, A} <- loop_ct:op_receipts(Q, Op2)]),
+        ?assertEqual({ok, kv_a}, loop_ct:call(Q, autonomic_backends, target, [wl_kv]))
+    after
+        ok = loop_ct:call(Q, loop_wl, stop_kv, [])
+    end.
+
+kv_check_up(Q, C) ->
+    case loop_ct:call(Q, mape_k_checks, status, []) of
+        #{C := #{state := up}} -> true;
+        _ -> false
     end.
 
 %%% Helpers

@@ -14,6 +14,7 @@
 -module(loop_wl).
 
 -export([start_api/0, start_flaky/0, stop_service/2, crash/1, collect_events/0, events/0]).
+-export([start_kv/0, stop_kv/0, kv_check/1, repair_target/1]).
 -export([start/0, crash_service/0, crash_service/1, pids/0, healthy/0, db_check/0, break_target/1, flood/2, stop_flood/1, set_init_delay/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, start_worker/1, start_flaky_worker/0, start_db/1, start_tenants/0]).
 
@@ -105,6 +106,39 @@ start_flaky() ->
     {ok, _} = supervisor:start_child(loop_wl_top, #{id => loop_wl_flaky_sup, restart => transient, type => supervisor,
                                                     start => {supervisor, start_link, [{local, loop_wl_flaky_sup}, ?MODULE, flaky]}}),
     ok = autonomic_loop:register_service(flaky, #{supervisor => loop_wl_flaky_sup, parent => loop_wl_top}).
+
+%% @doc Adds the service `kv': a backend `wl_kv' over the targets `kv_a' (active) and `kv_b',
+%% each with a health check of its own (`wl_kv_a', `wl_kv_b') named in `target_checks', the way a
+%% workload with one check per store registers (jobs_example does). A down target's check stays
+%% down after a failover away from it.
+start_kv() ->
+    ok = autonomic_backends:register(wl_kv, [kv_a, kv_b], kv_a),
+    _ = [ok = mape_k_monitor:register_check(C, {?MODULE, kv_check, [T]},
+                                            #{interval => 200, timeout => 150, failures_before_down => 2})
+         || {T, C} <- [{kv_a, wl_kv_a}, {kv_b, wl_kv_b}]],
+    ok = autonomic_loop:register_service(kv, #{supervisor => loop_wl_top, backend => wl_kv,
+                                               checks => [wl_kv_a, wl_kv_b],
+                                               target_checks => #{kv_a => wl_kv_a, kv_b => wl_kv_b}}).
+
+%% @doc Removes the service `kv', its checks and its backend; repairs its targets.
+stop_kv() ->
+    ok = autonomic_loop:unregister_service(kv),
+    _ = [ok = mape_k_monitor:unregister_check(C) || C <- [wl_kv_a, wl_kv_b]],
+    _ = [repair_target(T) || T <- [kv_a, kv_b]],
+    _ = autonomic_backends:unregister(wl_kv),
+    ok.
+
+%% @doc The health check of one `wl_kv' target: up unless broken.
+kv_check(T) ->
+    case persistent_term:get({?MODULE, broken, T}, false) of
+        true -> {error, {broken, T}};
+        false -> ok
+    end.
+
+%% @doc Undoes {@link break_target/1}.
+repair_target(T) ->
+    _ = persistent_term:erase({?MODULE, broken, T}),
+    ok.
 
 %% @doc Unregisters a service and removes its supervisor from the top supervisor.
 stop_service(Name, Sup) ->

@@ -113,7 +113,8 @@ init_counters() ->
 -spec loop_services() -> [{atom(), map()}].
 loop_services() ->
     [{jobs_store, #{supervisor => jobs_example_sup, children => [jobs_store, jobs_sync], backend => jobs_store,
-                    checks => [jobs_store_primary, jobs_store_secondary]}},
+                    checks => [jobs_store_primary, jobs_store_secondary],
+                    target_checks => maps:from_list([{S, jobs_health:check_name(S)} || S <- stores()])}},
      {jobs_workers, #{supervisor => jobs_worker_sup, parent => jobs_example_sup, depends_on => [jobs_store]}}].
 
 %% @doc The store nodes, primary first (application env `stores', default this node).
