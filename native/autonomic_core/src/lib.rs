@@ -9,3 +9,4 @@ pub mod kb;
 pub mod ledger;
 pub mod planner;
 pub mod policy;
+pub mod strategy;

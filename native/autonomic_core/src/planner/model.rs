@@ -2,60 +2,8 @@
 
 use super::input::Label;
 
-/// A recovery strategy. Declared in the order of their names, which is the order in which
-/// per-strategy tables are validated (the Erlang planner sorts atoms the same way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Strategy {
-    BackendFailover,
-    Escalate,
-    GracefulDegradation,
-    LoadShedding,
-    Pause,
-    QuorumReconfiguration,
-    SupervisorRestart,
-    Throttle,
-}
-
-impl Strategy {
-    /// Number of strategies.
-    pub const COUNT: usize = 8;
-
-    /// Every strategy, in the order of their names.
-    pub const ALL: [Strategy; Strategy::COUNT] = [
-        Strategy::BackendFailover,
-        Strategy::Escalate,
-        Strategy::GracefulDegradation,
-        Strategy::LoadShedding,
-        Strategy::Pause,
-        Strategy::QuorumReconfiguration,
-        Strategy::SupervisorRestart,
-        Strategy::Throttle,
-    ];
-
-    /// Position in [`Strategy::ALL`], for per-strategy arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The snake_case name, as the Erlang atom.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::BackendFailover => "backend_failover",
-            Strategy::Escalate => "escalate",
-            Strategy::GracefulDegradation => "graceful_degradation",
-            Strategy::LoadShedding => "load_shedding",
-            Strategy::Pause => "pause",
-            Strategy::QuorumReconfiguration => "quorum_reconfiguration",
-            Strategy::SupervisorRestart => "supervisor_restart",
-            Strategy::Throttle => "throttle",
-        }
-    }
-
-    /// The strategy with this name.
-    pub fn from_name(name: &str) -> Option<Strategy> {
-        Strategy::ALL.into_iter().find(|s| s.name() == name)
-    }
-}
+/// A recovery strategy: one type shared with the knowledge base (see [`crate::strategy`]).
+pub use crate::strategy::Strategy;
 
 /// How much a `supervisor_restart` restarts: `quick` the failed children only, `full` every
 /// child of their supervisors, `cold` the supervisors themselves.
