@@ -258,6 +258,10 @@ level(_) -> info.
 
 died(Why, #st{node = Node, os_pid = OsPid} = St) ->
     cancel(St#st.timer),
+    %% The dead C-node's distribution connection may not be torn down yet (its TCP close is
+    %% handled asynchronously) when the next one, under the same name, says it is ready: a call
+    %% then goes over the stale connection and fails with nodedown. Drop it now.
+    _ = is_atom(Node) andalso Node =/= undefined andalso erlang:disconnect_node(Node),
     publish(Node, down),
     autonomic_metrics:inc(autonomic_planner_cnode_exits_total, #{}),
     logger:warning("planner C-node ~p (OS pid ~p) exited: ~p; starting it again", [Node, OsPid, Why], ?LOG),
